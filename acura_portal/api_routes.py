@@ -1,0 +1,12 @@
+"""Registers every app's viewsets on the one /api/v1/ router.
+
+Imports run upward only: this project package knows the apps; the apps don't know it.
+"""
+
+from protection.api import register as register_protection
+from tenants.api import register as register_tenants
+
+from .api import router
+
+register_tenants(router)
+register_protection(router)

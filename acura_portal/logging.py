@@ -1,0 +1,30 @@
+"""Request-id propagation into every log line.
+
+The id comes from the caller's ``X-Request-ID`` header when it is sane, otherwise a fresh
+one; it is echoed in the response so a support engineer can find the log lines for a
+user's failed click. Celery tasks log with their task id in the same slot.
+"""
+
+import contextvars
+import logging
+import re
+import uuid
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def new_request_id(incoming: str | None = None) -> str:
+    if incoming and _SAFE_ID.match(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``record.request_id`` so the one formatter works for every logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
+        return True

@@ -1,0 +1,21 @@
+"""Root URLconf: pages, the provider admin, the API (one router under /api/v1/), health."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from . import api_routes  # noqa: F401  (registers every app's viewsets on the router)
+from .api import router
+from .health import healthz
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
+    path("api/v1/redoc/", SpectacularRedocView.as_view(url_name="api_schema"), name="api_redoc"),
+    path("api/v1/", include(router.urls)),
+    path("", include("acura_portal.site_urls")),
+    path("", include("tenants.urls")),
+    path("", include("protection.urls")),
+]

@@ -1,0 +1,15 @@
+"""The customer dashboard: a summary across apps (NetBox keeps its home view here too)."""
+
+from django.views.generic import TemplateView
+
+from protection.selectors import dashboard_summary
+from tenants.views_base import CustomerMixin
+
+
+class DashboardView(CustomerMixin, TemplateView):
+    template_name = "acura_portal/dashboard.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["summary"] = dashboard_summary(self.customer)
+        return context

@@ -1,0 +1,1 @@
+"""Customer pages of the protection app: machines, groups, replication settings."""

@@ -1,0 +1,99 @@
+"""Shared fixtures: two customers, users with each role, logged-in clients."""
+
+import pytest
+from django.test import Client
+
+from tenants.models import Role
+
+from .factories import (
+    PASSWORD,
+    CustomerFactory,
+    MachineFactory,
+    MachineGroupFactory,
+    MembershipFactory,
+    UserFactory,
+)
+
+
+@pytest.fixture
+def customer(db):
+    return CustomerFactory(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def other_customer(db):
+    """A second tenant whose objects must stay invisible to members of ``customer``."""
+    return CustomerFactory(name="Globex", slug="globex")
+
+
+def _member(customer, role):
+    return MembershipFactory(customer=customer, role=role, user=UserFactory()).user
+
+
+@pytest.fixture
+def admin_user(customer):
+    return _member(customer, Role.ADMIN)
+
+
+@pytest.fixture
+def operator_user(customer):
+    return _member(customer, Role.OPERATOR)
+
+
+@pytest.fixture
+def viewer_user(customer):
+    return _member(customer, Role.VIEWER)
+
+
+@pytest.fixture
+def stranger_user(other_customer):
+    """An admin of the other customer: must get 404 for everything of ``customer``."""
+    return _member(other_customer, Role.ADMIN)
+
+
+def _client_for(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def admin_client_(admin_user):
+    return _client_for(admin_user)
+
+
+@pytest.fixture
+def operator_client(operator_user):
+    return _client_for(operator_user)
+
+
+@pytest.fixture
+def viewer_client(viewer_user):
+    return _client_for(viewer_user)
+
+
+@pytest.fixture
+def stranger_client(stranger_user):
+    return _client_for(stranger_user)
+
+
+@pytest.fixture
+def role_client(request, customer):
+    """Parametrize with a role name: ``@pytest.mark.parametrize("role_client", [...],
+    indirect=True)``."""
+    return _client_for(_member(customer, request.param))
+
+
+@pytest.fixture
+def group(customer):
+    return MachineGroupFactory(customer=customer, name="Web servers")
+
+
+@pytest.fixture
+def machine(customer, group):
+    return MachineFactory(customer=customer, group=group, name="web-01")
+
+
+@pytest.fixture
+def password():
+    return PASSWORD
