@@ -1,0 +1,154 @@
+"""Every customer page and API route, visited by a member of another customer, is a 404.
+
+The routes are discovered from the URLconf, so a new page or endpoint is covered the day it
+is added — and this test fails if it takes a kind of object id the map below doesn't know.
+"""
+
+import re
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from protection.models import Machine, MachineGroup, MachineStatus
+from tenants.models import Membership, Role
+from tests.factories import DiskFactory, MachineFactory, MachineGroupFactory, MembershipFactory
+
+# URL name (without namespace) prefix → which of the victim's objects a `pk` refers to.
+# Longest prefixes first.
+PK_OBJECTS = [
+    ("machine-group", "group"),
+    ("machine", "machine"),
+    ("group", "group"),
+    ("membership", "membership"),
+]
+
+
+def _walk(resolver, namespace=""):
+    for entry in resolver.url_patterns:
+        if isinstance(entry, URLResolver):
+            ns = namespace
+            if entry.namespace:
+                ns = f"{namespace}{entry.namespace}:"
+            yield from _walk(entry, ns)
+        elif isinstance(entry, URLPattern) and entry.name:
+            yield namespace + entry.name, entry
+
+
+def _params(pattern: URLPattern) -> set[str]:
+    regex = pattern.pattern.regex.pattern
+    return set(re.findall(r"\(\?P<(\w+)>", regex))
+
+
+def customer_routes():
+    routes = {}
+    for name, pattern in _walk(get_resolver()):
+        params = _params(pattern)
+        if "customer_slug" in params and "format" not in params:
+            routes[name] = params
+    return routes
+
+
+def _object_kind(name: str) -> str:
+    short = name.split(":")[-1]
+    for prefix, kind in PK_OBJECTS:
+        if short.startswith(prefix):
+            return kind
+    raise AssertionError(f"cross-tenant test: no object kind known for route {name!r}")
+
+
+@pytest.fixture
+def victim(customer, other_customer):
+    group = MachineGroupFactory(customer=customer, name="Victim group")
+    machine = MachineFactory(customer=customer, group=group, status=MachineStatus.PROTECTED)
+    DiskFactory(machine=machine)
+    membership = MembershipFactory(customer=customer, role=Role.ADMIN)
+    return {"group": group, "machine": machine, "membership": membership}
+
+
+def _url(name, params, slug, objects):
+    kwargs = {"customer_slug": slug}
+    if "pk" in params:
+        kwargs["pk"] = objects[_object_kind(name)].pk
+    unknown = params - {"customer_slug", "pk"}
+    assert not unknown, f"cross-tenant test: teach it the URL parameters {unknown} of {name}"
+    return reverse(name, kwargs=kwargs)
+
+
+def _post_body(objects):
+    # Bodies that name the victim's objects wherever a form or endpoint could take them.
+    return {
+        "machines": [objects["machine"].pk],
+        "group": objects["group"].pk,
+        "move_to": objects["group"].pk,
+        "action": "start_protection",
+        "name": "stolen",
+        "role": "viewer",
+    }
+
+
+def test_the_route_list_is_not_empty():
+    names = set(customer_routes())
+    assert {"acura_portal:dashboard", "protection:machine_list", "tenants:membership_list"} <= names
+    assert any(not name.count(":") for name in names), "API routes should be discovered too"
+
+
+@pytest.mark.parametrize("method", ["get", "post", "put", "patch", "delete"])
+def test_foreign_customer_slug_is_404_everywhere(stranger_client, victim, customer, method):
+    for name, params in customer_routes().items():
+        url = _url(name, params, customer.slug, victim)
+        data = _post_body(victim) if method == "post" else None
+        if method in ("put", "patch"):
+            response = getattr(stranger_client, method)(
+                url, data={"name": "stolen"}, content_type="application/json"
+            )
+        else:
+            response = getattr(stranger_client, method)(url, data=data)
+        assert response.status_code == 404, f"{method.upper()} {url} gave {response.status_code}"
+
+
+@pytest.mark.parametrize("method", ["get", "post", "put", "patch", "delete"])
+def test_foreign_object_ids_under_own_slug_are_404(
+    stranger_client, victim, other_customer, method
+):
+    for name, params in customer_routes().items():
+        if "pk" not in params:
+            continue
+        url = _url(name, params, other_customer.slug, victim)
+        if method in ("put", "patch"):
+            response = getattr(stranger_client, method)(
+                url, data={"name": "stolen"}, content_type="application/json"
+            )
+        else:
+            data = _post_body(victim) if method == "post" else None
+            response = getattr(stranger_client, method)(url, data=data)
+        assert response.status_code == 404, f"{method.upper()} {url} gave {response.status_code}"
+
+
+def test_foreign_ids_in_bodies_change_nothing(stranger_client, victim, other_customer, customer):
+    """Collection routes of the stranger's own customer, fed the victim's ids, alter nothing."""
+    before = (
+        list(Machine.objects.for_customer(customer).values()),
+        list(MachineGroup.objects.for_customer(customer).values()),
+        list(Membership.objects.filter(customer=customer).values()),
+    )
+    for name, params in customer_routes().items():
+        if "pk" in params:
+            continue
+        url = _url(name, params, other_customer.slug, victim)
+        stranger_client.post(url, data=_post_body(victim))
+        stranger_client.post(url, data=_post_body(victim), content_type="application/json")
+    after = (
+        list(Machine.objects.for_customer(customer).values()),
+        list(MachineGroup.objects.for_customer(customer).values()),
+        list(Membership.objects.filter(customer=customer).values()),
+    )
+    assert after == before
+
+
+def test_anonymous_is_sent_to_login_or_refused(client, victim, customer):
+    for name, params in customer_routes().items():
+        url = _url(name, params, customer.slug, victim)
+        response = client.get(url)
+        assert response.status_code in (302, 401, 403), f"GET {url} gave {response.status_code}"
+        if response.status_code == 302:
+            assert response["Location"].startswith("/accounts/login/")
