@@ -48,6 +48,14 @@ class TenantViewSetMixin:
     def get_queryset(self):
         return self.model.objects.for_customer(self.customer)
 
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        # A detail route answers 404 for an id that is not this customer's, whatever the
+        # method: only the customer's own objects get the honest 405, so a stranger cannot
+        # probe which methods exist for an object it cannot see.
+        if (getattr(self, "lookup_url_kwarg", None) or self.lookup_field) in kwargs:
+            self.get_object()
+        return super().http_method_not_allowed(request, *args, **kwargs)
+
     def get_serializer_context(self):
         context = super().get_serializer_context()
         context["customer"] = getattr(self, "customer", None)

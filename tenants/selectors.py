@@ -1,5 +1,6 @@
 """Reads about customers and memberships."""
 
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
 from .models import Customer, Membership
@@ -41,3 +42,23 @@ def customer_members(customer: Customer) -> QuerySet[Membership]:
 
 def admin_count(customer: Customer) -> int:
     return Membership.objects.filter(customer=customer, role="admin").count()
+
+
+def user_by_login(login: str):
+    """The user whose username (or, failing that, email) is ``login``, or None.
+
+    An email shared by several users matches none of them: the caller asks for the
+    username instead of guessing.
+    """
+    login = (login or "").strip()
+    if not login:
+        return None
+    User = get_user_model()
+    user = (
+        User.objects.filter(username=login).first()
+        or User.objects.filter(username__iexact=login).first()
+    )
+    if user is not None:
+        return user
+    by_email = list(User.objects.filter(email__iexact=login)[:2])
+    return by_email[0] if len(by_email) == 1 else None

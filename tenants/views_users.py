@@ -1,26 +1,154 @@
-# PLACEHOLDER — replaced by the users-page work.
-from django.http import HttpResponse
-from django.views import View
+"""The customer's users page: members and their roles, managed by the customer's admins.
 
+Everybody in the customer may see who else is in it; only admins add, change and remove
+members. Memberships are not ``TenantModel`` rows, so every lookup here filters by the
+URL's customer itself (``customer_members()``, ``get_object()``): another customer's
+membership id is a 404 like any unknown id.
+"""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from django.views.generic import FormView, ListView, TemplateView
+
+from .forms import MembershipAddForm, MembershipRoleForm, add_service_errors
+from .models import ROLE_HELP, Membership, Role
+from .selectors import customer_members
+from .services import membership_add, membership_change_role, membership_remove
 from .views_base import CustomerMixin
 
 
-class _Placeholder(CustomerMixin, View):
+class _AdminOnlyMixin(CustomerMixin):
+    read_role = Role.ADMIN
+    write_role = Role.ADMIN
+    # Plain HTML forms: FormView would otherwise also take PUT as a POST.
+    http_method_names = ["get", "post", "head", "options"]
+
+    def list_url(self) -> str:
+        return reverse("tenants:membership_list", args=[self.customer.slug])
+
+
+class _MembershipObjectMixin(_AdminOnlyMixin):
+    """Loads ``self.object``: a membership of the URL's customer, else 404.
+
+    The membership and role checks of ``CustomerMixin.dispatch`` run before, so a viewer
+    gets 403 and a stranger 404 whatever the id.
+    """
+
+    def get_object(self) -> Membership:
+        members = Membership.objects.filter(customer=self.customer).select_related("user")
+        return get_object_or_404(members, pk=self.kwargs["pk"])
+
     def get(self, request, *args, **kwargs):
-        return HttpResponse("not built yet")
+        self.object = self.get_object()
+        return super().get(request, *args, **kwargs)
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        # A foreign id is a 404 whatever the method: a 405 only for one's own memberships.
+        self.get_object()
+        return super().http_method_not_allowed(request, *args, **kwargs)
+
+    def post(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        return super().post(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(membership_obj=self.object, **kwargs)
 
 
-class MembershipListView(_Placeholder):
-    pass
+class MembershipListView(CustomerMixin, ListView):
+    """Who is in the customer, with which role: visible to every member."""
+
+    template_name = "tenants/membership_list.html"
+    context_object_name = "members"
+    paginate_by = 50
+
+    def get_queryset(self):
+        return customer_members(self.customer)
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            can_manage=self.membership.has_role(Role.ADMIN),
+            role_help=[(role, ROLE_HELP[role]) for role in Role],
+            **kwargs,
+        )
 
 
-class MembershipCreateView(_Placeholder):
-    pass
+@method_decorator(never_cache, name="dispatch")
+class MembershipCreateView(_AdminOnlyMixin, FormView):
+    """Add an existing login or create a new one. A generated password is rendered in
+    this response only (no redirect, no message storage), so it is shown exactly once."""
+
+    template_name = "tenants/membership_form.html"
+    form_class = MembershipAddForm
+
+    def form_valid(self, form):
+        try:
+            added = membership_add(
+                self.customer,
+                role=form.cleaned_data["role"],
+                user=form.cleaned_data.get("user") if form.new_user() is None else None,
+                new_user=form.new_user(),
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+            return self.form_invalid(form)
+        username = added.membership.user.get_username()
+        role = added.membership.get_role_display()
+        if added.generated_password:
+            return self.response_class(
+                request=self.request,
+                template=["tenants/membership_password.html"],
+                context=self.get_context_data(added=added, password=added.generated_password),
+                using=self.template_engine,
+            )
+        created = "created and added" if added.user_created else "added"
+        messages.success(self.request, f"{username} was {created} as {role}.")
+        return redirect(self.list_url())
 
 
-class MembershipUpdateView(_Placeholder):
-    pass
+class MembershipUpdateView(_MembershipObjectMixin, FormView):
+    """Change a member's role."""
+
+    template_name = "tenants/membership_edit.html"
+    form_class = MembershipRoleForm
+
+    def get_initial(self):
+        return {"role": self.object.role}
+
+    def form_valid(self, form):
+        try:
+            membership_change_role(self.customer, self.object, form.cleaned_data["role"])
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+            return self.form_invalid(form)
+        messages.success(
+            self.request,
+            f"{self.object.user.get_username()} is now {self.object.get_role_display()}.",
+        )
+        # Also right for admins who demoted themselves: the list stays visible to them.
+        return redirect(self.list_url())
 
 
-class MembershipDeleteView(_Placeholder):
-    pass
+class MembershipDeleteView(_MembershipObjectMixin, TemplateView):
+    """Confirm, then take the user out of the customer (the login itself stays)."""
+
+    template_name = "tenants/membership_confirm_delete.html"
+
+    def post(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        username = self.object.user.get_username()
+        leaving = self.object.user_id == request.user.pk
+        try:
+            membership_remove(self.customer, self.object)
+        except ValidationError as exc:
+            context = self.get_context_data(errors=exc.messages)
+            return self.render_to_response(context, status=400)
+        if leaving:
+            messages.success(request, f"You left {self.customer}.")
+            return redirect("tenants:home")
+        messages.success(request, f"{username} no longer has access to {self.customer}.")
+        return redirect(self.list_url())

@@ -1,0 +1,154 @@
+"""Provider admin for machine groups, machines, disks and replication policies.
+
+Every class derives from ``TenantAdmin``, which opens the tenant scope on purpose (the
+provider sees all customers), lets staff choose the customer of a new row, and refuses a
+related row of another customer (a machine in a group of a different customer).
+"""
+
+from collections import defaultdict
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count
+from django.template.defaultfilters import filesizeformat
+
+from tenants.admin_base import TenantAdmin, TenantAdminForm, TenantInline
+
+from .models import Disk, Machine, MachineGroup, ReplicationPolicy
+from .services import machines_start_protection, machines_stop_protection
+
+
+class MachineGroupAdminForm(TenantAdminForm):
+    def clean(self):
+        # The same rule as the group pages: names are unique per customer ignoring case.
+        data = super().clean()
+        customer, name = self._customer(), data.get("name")
+        if customer is not None and name:
+            same = MachineGroup.objects.for_customer(customer).filter(name__iexact=name)
+            if same.exclude(pk=self.instance.pk).exists():
+                self.add_error("name", f"{customer} already has a group named “{name}”.")
+        return data
+
+
+@admin.register(MachineGroup)
+class MachineGroupAdmin(TenantAdmin):
+    form = MachineGroupAdminForm
+    list_display = ["name", "customer", "machine_count", "created_at"]
+    list_filter = ["customer"]
+    search_fields = ["name", "description", "customer__name", "customer__slug"]
+    readonly_fields = ["created_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_machine_count=Count("machines"))
+
+    @admin.display(description="Machines", ordering="_machine_count")
+    def machine_count(self, obj):
+        return obj._machine_count
+
+
+class DiskInline(TenantInline):
+    model = Disk
+    fields = ["key", "label", "size_bytes"]
+
+
+def _per_customer(queryset):
+    """The selected machines grouped by customer: the protection services act on one
+    customer at a time."""
+    by_customer = defaultdict(list)
+    for machine in queryset.select_related("customer"):
+        by_customer[machine.customer].append(machine)
+    return by_customer.items()
+
+
+@admin.register(Machine)
+class MachineAdmin(TenantAdmin):
+    list_display = [
+        "name",
+        "customer",
+        "platform",
+        "group",
+        "status",
+        "os_name",
+        "last_replicated_at",
+        "next_run_at",
+    ]
+    list_filter = ["status", "platform", "customer", "group"]
+    search_fields = [
+        "name",
+        "external_id",
+        "os_name",
+        "ip_addresses",
+        "customer__name",
+        "customer__slug",
+    ]
+    list_select_related = ["customer", "group"]
+    readonly_fields = ["created_at", "updated_at"]
+    date_hierarchy = "created_at"
+    inlines = [DiskInline]
+    actions = ["start_protection", "stop_protection"]
+
+    def _act(self, request, queryset, service, verb):
+        changed = skipped = 0
+        for customer, machines in _per_customer(queryset):
+            done, left = service(customer, machines)
+            changed, skipped = changed + done, skipped + left
+        note = f" ({skipped} skipped: already {verb})" if skipped else ""
+        self.message_user(request, f"{changed} machine(s) {verb}{note}.", messages.SUCCESS)
+
+    @admin.action(description="Start protection of selected machines")
+    def start_protection(self, request, queryset):
+        self._act(request, queryset, machines_start_protection, "protected")
+
+    @admin.action(description="Stop protection of selected machines")
+    def stop_protection(self, request, queryset):
+        self._act(request, queryset, machines_stop_protection, "unprotected")
+
+
+@admin.register(Disk)
+class DiskAdmin(TenantAdmin):
+    list_display = ["__str__", "key", "machine", "customer", "size"]
+    list_filter = ["customer", "machine__platform"]
+    search_fields = ["key", "label", "machine__name", "customer__name", "customer__slug"]
+    list_select_related = ["customer", "machine"]
+    autocomplete_fields = ["machine"]
+
+    @admin.display(description="Size", ordering="size_bytes")
+    def size(self, obj):
+        return filesizeformat(obj.size_bytes)
+
+
+class ReplicationPolicyAdminForm(TenantAdminForm):
+    def clean(self):
+        data = super().clean()
+        if data.get("group") and data.get("machine"):
+            raise ValidationError(
+                "A policy belongs to one level: choose a group or a machine, not both "
+                "(neither makes it the customer's own policy)."
+            )
+        return data
+
+
+@admin.register(ReplicationPolicy)
+class ReplicationPolicyAdmin(TenantAdmin):
+    form = ReplicationPolicyAdminForm
+    list_display = [
+        "__str__",
+        "customer",
+        "level",
+        "enabled",
+        "interval_minutes",
+        "keep_last",
+        "keep_daily",
+        "updated_at",
+    ]
+    list_filter = ["customer", "enabled"]
+    search_fields = ["customer__name", "customer__slug", "group__name", "machine__name"]
+    list_select_related = ["customer", "group", "machine"]
+    autocomplete_fields = ["machine"]
+    readonly_fields = ["updated_at"]
+
+    @admin.display(description="Level")
+    def level(self, obj):
+        if obj.machine_id:
+            return "machine"
+        return "group" if obj.group_id else "customer"
