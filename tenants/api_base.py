@@ -7,12 +7,11 @@ hands DRF a queryset narrowed to that customer. ``TenantModelSerializer`` uses
 object is "does not exist".
 """
 
-from django.http import Http404
 from rest_framework import permissions, serializers, viewsets
 
 from .models import Role
 from .scoping import TenantModel
-from .selectors import membership_for
+from .views_base import enter_customer
 
 
 class HasCustomerRole(permissions.BasePermission):
@@ -37,11 +36,7 @@ class TenantViewSetMixin:
         # Authentication first, so an anonymous caller gets 401/403 rather than 404.
         self.perform_authentication(request)
         if request.user and request.user.is_authenticated:
-            membership = membership_for(request.user, kwargs.get("customer_slug", ""))
-            if membership is None:
-                raise Http404("No such customer.")
-            request.customer = membership.customer
-            request.membership = membership
+            membership = enter_customer(request, kwargs.get("customer_slug", ""))
             self.customer = membership.customer
         super().initial(request, *args, **kwargs)
 

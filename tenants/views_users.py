@@ -8,7 +8,7 @@ membership id is a 404 like any unknown id.
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
@@ -18,7 +18,7 @@ from .forms import MembershipAddForm, MembershipRoleForm, add_service_errors
 from .models import ROLE_HELP, Membership, Role
 from .selectors import customer_members
 from .services import membership_add, membership_change_role, membership_remove
-from .views_base import CustomerMixin
+from .views_base import CustomerMixin, TenantObjectMixin
 
 
 class _AdminOnlyMixin(CustomerMixin):
@@ -31,29 +31,12 @@ class _AdminOnlyMixin(CustomerMixin):
         return reverse("tenants:membership_list", args=[self.customer.slug])
 
 
-class _MembershipObjectMixin(_AdminOnlyMixin):
-    """Loads ``self.object``: a membership of the URL's customer, else 404.
+class _MembershipObjectMixin(TenantObjectMixin, _AdminOnlyMixin):
+    """``self.object``: a membership of the URL's customer, else 404 (``TenantObjectMixin``
+    loads it before the role check, so a stranger gets 404 and a viewer 403)."""
 
-    The membership and role checks of ``CustomerMixin.dispatch`` run before, so a viewer
-    gets 403 and a stranger 404 whatever the id.
-    """
-
-    def get_object(self) -> Membership:
-        members = Membership.objects.filter(customer=self.customer).select_related("user")
-        return get_object_or_404(members, pk=self.kwargs["pk"])
-
-    def get(self, request, *args, **kwargs):
-        self.object = self.get_object()
-        return super().get(request, *args, **kwargs)
-
-    def http_method_not_allowed(self, request, *args, **kwargs):
-        # A foreign id is a 404 whatever the method: a 405 only for one's own memberships.
-        self.get_object()
-        return super().http_method_not_allowed(request, *args, **kwargs)
-
-    def post(self, request, *args, **kwargs):
-        self.object = self.get_object()
-        return super().post(request, *args, **kwargs)
+    def get_queryset(self):
+        return Membership.objects.filter(customer=self.customer).select_related("user")
 
     def get_context_data(self, **kwargs):
         return super().get_context_data(membership_obj=self.object, **kwargs)
@@ -139,7 +122,6 @@ class MembershipDeleteView(_MembershipObjectMixin, TemplateView):
     template_name = "tenants/membership_confirm_delete.html"
 
     def post(self, request, *args, **kwargs):
-        self.object = self.get_object()
         username = self.object.user.get_username()
         leaving = self.object.user_id == request.user.pk
         try:

@@ -10,8 +10,8 @@ import tempfile
 os.environ.setdefault("ACURA_DATA_DIR", tempfile.mkdtemp(prefix="acura-test-"))
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-use-0123456789abcdef")
 
-from acura_portal.settings import *  # noqa: E402,F403
-from acura_portal.settings import STORAGES  # noqa: E402
+from acura_portal.settings import *  # noqa: F403
+from acura_portal.settings import STORAGES
 
 # No collectstatic in tests: serve and reference unhashed files.
 STORAGES = {

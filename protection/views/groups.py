@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.views.generic import DetailView, FormView, ListView
 
 from tenants.views_base import CustomerMixin, TenantObjectMixin
@@ -11,7 +11,7 @@ from .. import services
 from ..forms import GroupDeleteForm, MachineGroupForm
 from ..models import MachineGroup
 from ..selectors import groups_of
-from .machines import MachineTableMixin, ObjectFirstMixin, OperatorContextMixin
+from .machines import MachineTableMixin, OperatorContextMixin
 
 
 class GroupListView(OperatorContextMixin, CustomerMixin, ListView):
@@ -23,26 +23,13 @@ class GroupListView(OperatorContextMixin, CustomerMixin, ListView):
         return groups_of(self.customer).order_by("name", "pk")
 
 
-class GroupObjectMixin:
-    """Loads the URL's group from the customer's groups only: a foreign id is a 404.
+class GroupObjectMixin(TenantObjectMixin):
+    """The URL's group, from the customer's groups only (``TenantObjectMixin``)."""
 
-    Placed after ``CustomerMixin`` so the group is looked up before the HTTP method is
-    dispatched (a foreign id is a 404 for every method, never a 405).
-    """
-
-    def dispatch(self, request, *args, **kwargs):
-        self.get_group()
-        return super().dispatch(request, *args, **kwargs)
-
-    def get_group(self) -> MachineGroup:
-        if not hasattr(self, "group"):
-            self.group = get_object_or_404(
-                MachineGroup.objects.for_customer(self.customer), pk=self.kwargs["pk"]
-            )
-        return self.group
+    model = MachineGroup
 
     def get_context_data(self, **kwargs):
-        kwargs.setdefault("group", self.get_group())
+        kwargs.setdefault("group", self.object)
         return super().get_context_data(**kwargs)
 
 
@@ -75,22 +62,20 @@ class GroupCreateView(GroupFormMixin, OperatorContextMixin, CustomerMixin, FormV
         )
 
 
-class GroupUpdateView(
-    GroupFormMixin, OperatorContextMixin, CustomerMixin, GroupObjectMixin, FormView
-):
+class GroupUpdateView(GroupFormMixin, OperatorContextMixin, GroupObjectMixin, FormView):
     success_message = "Saved group {name}."
 
     def get_initial(self):
-        group = self.get_group()
+        group = self.object
         return {"name": group.name, "description": group.description}
 
     def save(self, data) -> MachineGroup:
         return services.group_update(
-            self.customer, self.get_group(), name=data["name"], description=data["description"]
+            self.customer, self.object, name=data["name"], description=data["description"]
         )
 
 
-class GroupDetailView(MachineTableMixin, TenantObjectMixin, ObjectFirstMixin, DetailView):
+class GroupDetailView(MachineTableMixin, TenantObjectMixin, DetailView):
     """A group and its machines, with the same table and actions as the machine list."""
 
     model = MachineGroup
@@ -103,22 +88,22 @@ class GroupDetailView(MachineTableMixin, TenantObjectMixin, ObjectFirstMixin, De
         return context
 
 
-class GroupDeleteView(OperatorContextMixin, CustomerMixin, GroupObjectMixin, FormView):
+class GroupDeleteView(OperatorContextMixin, GroupObjectMixin, FormView):
     """Deleting an empty group only confirms; a non-empty one asks where machines go."""
 
     form_class = GroupDeleteForm
     template_name = "protection/group_confirm_delete.html"
 
     def get_form_kwargs(self):
-        return {**super().get_form_kwargs(), "group": self.get_group()}
+        return {**super().get_form_kwargs(), "group": self.object}
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["machine_count"] = self.get_group().machines.count()
+        context["machine_count"] = self.object.machines.count()
         return context
 
     def form_valid(self, form):
-        group = self.get_group()
+        group = self.object
         name = group.name
         move_to = form.cleaned_data["move_to"]
         try:

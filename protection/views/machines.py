@@ -45,19 +45,6 @@ class OperatorContextMixin:
         return context
 
 
-class ObjectFirstMixin:
-    """Loads the URL's object right after the customer check, before the HTTP method is
-    looked at: another customer's id is a 404 for every method, never a 405."""
-
-    def dispatch(self, request, *args, **kwargs):
-        self.object = self.get_object()
-        return super().dispatch(request, *args, **kwargs)
-
-    def get(self, request, *args, **kwargs):
-        context = self.get_context_data(object=self.object)
-        return self.render_to_response(context)
-
-
 class MachineTableMixin(OperatorContextMixin):
     """The machine table shared by the machine list and the group detail page."""
 
@@ -95,7 +82,7 @@ class MachineListView(MachineTableMixin, CustomerMixin, TemplateView):
         return context
 
 
-class MachineDetailView(OperatorContextMixin, TenantObjectMixin, ObjectFirstMixin, DetailView):
+class MachineDetailView(OperatorContextMixin, TenantObjectMixin, DetailView):
     """Everything about one machine, with the settings it effectively replicates with."""
 
     model = Machine

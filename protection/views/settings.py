@@ -8,7 +8,7 @@ change settings (the issue: "admin also manages settings").
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.generic import TemplateView
 
@@ -50,10 +50,6 @@ class _PolicySettingsMixin:
             inherited=inheritance.inherited_for(self.level),
             read_only=not self.membership.has_role(Role.ADMIN),
         )
-
-    def http_method_not_allowed(self, request, *args, **kwargs):
-        self.get_level()  # another customer's object is a 404 whatever the method
-        return super().http_method_not_allowed(request, *args, **kwargs)
 
     def get(self, request, *args, **kwargs):
         self.level = self.get_level()
@@ -123,7 +119,7 @@ class GroupSettingsView(_PolicySettingsMixin, TenantObjectMixin, TemplateView):
     level_kind = "group"
 
     def get_level(self):
-        return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
+        return self.object
 
     def level_url(self, level) -> str:
         return reverse("protection:group_detail", args=[self.customer.slug, level.pk])
@@ -140,7 +136,7 @@ class MachineSettingsView(_PolicySettingsMixin, TenantObjectMixin, TemplateView)
         return super().get_queryset().select_related("group")
 
     def get_level(self):
-        return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
+        return self.object
 
     def level_url(self, level) -> str:
         return reverse("protection:machine_detail", args=[self.customer.slug, level.pk])

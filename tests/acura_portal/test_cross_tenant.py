@@ -107,9 +107,7 @@ def test_foreign_customer_slug_is_404_everywhere(stranger_client, victim, custom
 
 
 @pytest.mark.parametrize("method", ["get", "post", "put", "patch", "delete"])
-def test_foreign_object_ids_under_own_slug_are_404(
-    stranger_client, victim, other_customer, method
-):
+def test_foreign_object_ids_under_own_slug_are_404(stranger_client, victim, other_customer, method):
     for name, params in customer_routes().items():
         if "pk" not in params:
             continue

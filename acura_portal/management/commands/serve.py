@@ -59,9 +59,7 @@ class Command(BaseCommand):
             password=password,
         )
         # The demo login is also provider staff, so the Django admin can be explored.
-        get_user_model().objects.filter(username=DEMO_USER).update(
-            is_staff=True, is_superuser=True
-        )
+        get_user_model().objects.filter(username=DEMO_USER).update(is_staff=True, is_superuser=True)
         bar = "=" * 66
         self.stdout.write(
             f"{bar}\n Demo customer created. Log in at http://127.0.0.1:8000/\n"
@@ -96,9 +94,12 @@ class Command(BaseCommand):
         }  # fmt: skip
 
     def _run_all(self, options):
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get(
-            "DJANGO_SETTINGS_MODULE", "acura_portal.settings"
-        )}
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": os.environ.get(
+                "DJANGO_SETTINGS_MODULE", "acura_portal.settings"
+            ),
+        }
         children: dict[str, subprocess.Popen] = {}
         stopping = False
 
