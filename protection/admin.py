@@ -15,6 +15,7 @@ from django.template.defaultfilters import filesizeformat
 from tenants.admin_base import TenantAdmin, TenantAdminForm, TenantInline
 
 from .models import Disk, Machine, MachineGroup, ReplicationPolicy
+from .policy_services import POLICY_FIELDS, policy_check
 from .services import machines_start_protection, machines_stop_protection
 
 
@@ -118,6 +119,9 @@ class DiskAdmin(TenantAdmin):
 
 
 class ReplicationPolicyAdminForm(TenantAdminForm):
+    """Provider edits obey the settings pages' rules (``policy_check``): interval bounds,
+    the window, weekdays, and that every affected level still keeps snapshots."""
+
     def clean(self):
         data = super().clean()
         if data.get("group") and data.get("machine"):
@@ -125,6 +129,14 @@ class ReplicationPolicyAdminForm(TenantAdminForm):
                 "A policy belongs to one level: choose a group or a machine, not both "
                 "(neither makes it the customer's own policy)."
             )
+        customer = data.get("customer") or getattr(self.instance, "customer", None)
+        if customer is not None and not self.errors:
+            level = data.get("machine") or data.get("group") or customer
+            values = {name: data.get(name) for name in POLICY_FIELDS}
+            try:
+                policy_check(customer, level, values)
+            except ValidationError as exc:
+                raise ValidationError(exc.messages) from None
         return data
 
 

@@ -78,13 +78,19 @@ def policy_update(customer: Customer, level_obj, values: Mapping[str, object]):
         policy = _locked_policy(customer, level_obj)
         new = {name: getattr(policy, name) if policy else None for name in POLICY_FIELDS}
         new.update(values)
-        if new["window_days"] is not None:
-            new["window_days"] = _normalized_days(new["window_days"])
-        errors = _field_errors(new)
-        if errors:
-            raise ValidationError(errors)
-        _check_retention(customer, level_obj, new)
+        new = _validated(customer, level_obj, new)
         return _store(customer, level_obj, policy, new)
+
+
+def policy_check(customer: Customer, level_obj, values: Mapping[str, object]) -> None:
+    """Validate a level's complete settings without writing them.
+
+    For editors that save the row themselves (the provider admin): the same rules as
+    ``policy_update``, so no path stores settings the pages would refuse.
+    """
+    _check_level(customer, level_obj)
+    new = {name: values.get(name) for name in POLICY_FIELDS}
+    _validated(customer, level_obj, new)
 
 
 def policy_reset(customer: Customer, level_obj) -> None:
@@ -101,6 +107,16 @@ def policy_reset(customer: Customer, level_obj) -> None:
 
 
 # --- Helpers -------------------------------------------------------------------------------
+
+
+def _validated(customer: Customer, level_obj, values: dict) -> dict:
+    if values["window_days"] is not None:
+        values["window_days"] = _normalized_days(values["window_days"])
+    errors = _field_errors(values)
+    if errors:
+        raise ValidationError(errors)
+    _check_retention(customer, level_obj, values)
+    return values
 
 
 def _check_level(customer: Customer, level_obj) -> None:

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from .inheritance import effective_for_machine, retention_problem
 from .models import UNPROTECTED_STATUSES, Machine, MachineGroup, MachineStatus
 
 PROTECTED_STATUSES = [s for s in MachineStatus if s not in UNPROTECTED_STATUSES]
@@ -88,8 +89,27 @@ def machines_move(
             to_move = queryset.filter(group__isnull=False)
         else:
             to_move = queryset.exclude(group=group)
+        moving = list(to_move.values_list("pk", flat=True))
         moved = to_move.update(group=group, updated_at=timezone.now())
+        _check_moved_retention(customer, moving)
     return moved, len(ids) - moved
+
+
+def _check_moved_retention(customer, machine_ids: list[int]) -> None:
+    """A machine with settings of its own may lean on its old group's keep rules; refuse a
+    move that would leave it keeping no snapshots (the transaction then rolls back)."""
+    with_policy = (
+        Machine.objects.for_customer(customer)
+        .filter(pk__in=machine_ids, policy__isnull=False)
+        .select_related("group", "customer")
+    )
+    broken = [m.name for m in with_policy if retention_problem(effective_for_machine(m))]
+    if broken:
+        raise ValidationError(
+            f"Not moved: {', '.join(sorted(broken))} would keep no snapshots in the new group "
+            f"(their own keep values are all 0). Change their retention settings first.",
+            code="no_retention",
+        )
 
 
 def _clean_group_fields(name: str, description: str) -> tuple[str, str]:

@@ -1,30 +1,28 @@
 """Settings come from the environment; production settings pass `check --deploy`."""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.e2e_support import manage
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_manage(args, extra_env, tmp_path):
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DEBUG", "ACURA_HTTPS"}
+    """manage.py in a fresh process with the real settings module and only ``extra_env``
+    on top of a clean environment (no test secret key, no DEBUG)."""
+    dropped = {
+        "DEBUG",
+        "ACURA_HTTPS",
+        "SECRET_KEY",
+        "DJANGO_SETTINGS_MODULE",
+        "DJANGO_ALLOW_ASYNC_UNSAFE",
     }
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update({"ACURA_DATA_DIR": str(tmp_path / "data"), **extra_env})
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return manage(args, env)
 
 
 def test_check_deploy_is_clean_with_production_settings(tmp_path):

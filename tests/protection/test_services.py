@@ -184,3 +184,24 @@ def test_group_delete_refuses_a_foreign_group(customer, other_customer):
     with pytest.raises(ValidationError):
         services.group_delete(customer, theirs)
     assert MachineGroup.objects.for_customer(other_customer).filter(pk=theirs.pk).exists()
+
+
+def test_move_refused_when_a_machine_would_keep_no_snapshots(customer):
+    from protection.models import KEEP_FIELDS
+    from protection.policy_services import policy_update
+
+    daily = MachineGroupFactory(customer=customer, name="Keeps daily")
+    no_daily = MachineGroupFactory(customer=customer, name="No daily")
+    policy_update(customer, daily, {"keep_daily": 7})
+    policy_update(customer, no_daily, {"keep_daily": 0})
+    machine = MachineFactory(customer=customer, group=daily, name="db-01")
+    # The machine zeroes every rule but daily, which it inherits from its group.
+    policy_update(customer, machine, {name: 0 for name in KEEP_FIELDS if name != "keep_daily"})
+
+    with pytest.raises(ValidationError, match="db-01 would keep no snapshots"):
+        services.machines_move(customer, [machine], no_daily)
+    machine.refresh_from_db()
+    assert machine.group == daily
+    # Machines without settings of their own move freely.
+    plain = MachineFactory(customer=customer, group=daily)
+    assert services.machines_move(customer, [plain], no_daily) == (1, 0)

@@ -1,9 +1,6 @@
 """``manage.py create_customer``: creates what it says, or refuses and creates nothing."""
 
-import os
 import re
-import subprocess
-import sys
 from io import StringIO
 from pathlib import Path
 
@@ -12,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from tenants.models import Customer, Membership, Role
+from tests.e2e_support import isolated_env, manage
 from tests.factories import CustomerFactory, UserFactory
 
 User = get_user_model()
@@ -115,27 +113,15 @@ def test_password_for_an_existing_user_is_refused():
 
 def test_exit_code_and_output_of_a_real_process(tmp_path):
     """The command as provisioning scripts run it: exit status 0, then 1 for a duplicate."""
-    env = {
-        **os.environ,
-        "ACURA_DATA_DIR": str(tmp_path),
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-    }
-    env.pop("DATABASE_URL", None)  # a fresh SQLite file of its own, not the test database
+    with isolated_env(tmp_path) as env:
 
-    def manage(*args):
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        def run_manage(*args):
+            return manage(list(args), env)
 
-    assert manage("migrate", "--verbosity", "0").returncode == 0
-    ok = manage("create_customer", "acme", "--name", "Acme", "--admin", "alice")
-    assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.startswith("Created customer acme")
-    duplicate = manage("create_customer", "acme", "--name", "Acme")
-    assert duplicate.returncode == 1
-    assert "A customer with the slug “acme” already exists." in duplicate.stderr
+        assert run_manage("migrate", "--verbosity", "0").returncode == 0
+        ok = run_manage("create_customer", "acme", "--name", "Acme", "--admin", "alice")
+        assert ok.returncode == 0, ok.stderr
+        assert ok.stdout.startswith("Created customer acme")
+        duplicate = run_manage("create_customer", "acme", "--name", "Acme")
+        assert duplicate.returncode == 1
+        assert "A customer with the slug “acme” already exists." in duplicate.stderr
