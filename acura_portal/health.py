@@ -28,8 +28,11 @@ def check_broker() -> str | None:
     from acura_portal.celery import app
 
     try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
+        # One attempt, no back-off: a probe must answer fast, and the balancer retries.
+        with app.connection_for_write(connect_timeout=2) as conn:
+            conn.ensure_connection(
+                max_retries=1, interval_start=0, interval_step=0, interval_max=0, timeout=2
+            )
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None

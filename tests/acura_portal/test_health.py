@@ -24,10 +24,12 @@ def test_healthy(health):
     }
 
 
-def test_broker_down_gives_503(health, settings):
+def test_broker_down_gives_503(health, monkeypatch):
     from acura_portal.celery import app
 
     # A port nothing listens on: the real client gets a real "connection refused".
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration.
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     original = app.conf.broker_url
     app.conf.broker_url = "redis://127.0.0.1:1/0"
     try:
