@@ -4,7 +4,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from tenants.scoping import TenantModel
+from tenants.scoping import TenantManager, TenantModel
 
 
 class Platform(models.TextChoices):
@@ -36,12 +36,37 @@ class MachineStatus(models.TextChoices):
 UNPROTECTED_STATUSES = frozenset({MachineStatus.DISCOVERED, MachineStatus.UNPROTECTED})
 
 
+class NaturalKeyManager(TenantManager):
+    """Natural keys (customer slug + a per-customer unique field) for fixtures: loaddata
+    looks rows up across customers, so the lookup opens the scope with the slug in hand."""
+
+    natural_fields: tuple[str, ...] = ()
+
+    def get_by_natural_key(self, customer_slug, *values):
+        lookup = dict(zip(self.natural_fields, values, strict=True))
+        return self.all_customers().get(customer__slug=customer_slug, **lookup)
+
+
+class MachineGroupManager(NaturalKeyManager):
+    natural_fields = ("name",)
+
+
+class MachineManager(NaturalKeyManager):
+    natural_fields = ("platform", "external_id")
+
+
+class DiskManager(NaturalKeyManager):
+    natural_fields = ("machine__platform", "machine__external_id", "key")
+
+
 class MachineGroup(TenantModel):
     """Machines grouped by function or by common replication schedule."""
 
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MachineGroupManager()
 
     class Meta:
         ordering = ["name"]
@@ -51,6 +76,11 @@ class MachineGroup(TenantModel):
 
     def __str__(self) -> str:
         return self.name
+
+    def natural_key(self):
+        return (self.customer.slug, self.name)
+
+    natural_key.dependencies = ["tenants.customer"]
 
 
 class Machine(TenantModel):
@@ -84,6 +114,8 @@ class Machine(TenantModel):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = MachineManager()
+
     class Meta:
         ordering = ["name", "id"]
         constraints = [
@@ -101,6 +133,11 @@ class Machine(TenantModel):
     def __str__(self) -> str:
         return self.name
 
+    def natural_key(self):
+        return (self.customer.slug, self.platform, self.external_id)
+
+    natural_key.dependencies = ["tenants.customer", "protection.machinegroup"]
+
     @property
     def is_protected(self) -> bool:
         return self.status not in UNPROTECTED_STATUSES
@@ -114,12 +151,19 @@ class Disk(TenantModel):
     label = models.CharField(max_length=255, blank=True)
     size_bytes = models.PositiveBigIntegerField()
 
+    objects = DiskManager()
+
     class Meta:
         ordering = ["machine", "key"]
         constraints = [models.UniqueConstraint(fields=["machine", "key"], name="disk_unique_key")]
 
     def __str__(self) -> str:
         return self.label or self.key
+
+    def natural_key(self):
+        return (*self.machine.natural_key(), self.key)
+
+    natural_key.dependencies = ["protection.machine"]
 
 
 MIN_INTERVAL_MINUTES = 5

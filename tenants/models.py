@@ -22,6 +22,11 @@ def time_zone_choices() -> list[tuple[str, str]]:
     return [(name, name) for name in sorted(available_timezones())]
 
 
+class CustomerManager(models.Manager):
+    def get_by_natural_key(self, slug):
+        return self.get(slug=slug)
+
+
 class Customer(models.Model):
     """A tenant: a company whose machines we replicate. Everything it owns points here."""
 
@@ -38,11 +43,16 @@ class Customer(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = CustomerManager()
+
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def natural_key(self):
+        return (self.slug,)
 
 
 class Role(models.TextChoices):
