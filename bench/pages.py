@@ -87,7 +87,8 @@ def run(args, client_class, capture, connection):
 
     started = time.perf_counter()
     customer, user, groups = populate(args)
-    print(f"populated {args.machines} machines x 2 customers in {time.perf_counter() - started:.1f}s")
+    elapsed = time.perf_counter() - started
+    print(f"populated {args.machines} machines x 2 customers in {elapsed:.1f}s")
     client = client_class()
     client.force_login(user)
     machine = Machine.objects.for_customer(customer).order_by("pk")[args.machines // 2]
