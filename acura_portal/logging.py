@@ -10,6 +10,9 @@ import logging
 import re
 import uuid
 
+# One line format for every process (web, worker, beat): time, level, pid, request id.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(process)d [%(request_id)s] %(name)s: %(message)s"
+
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")

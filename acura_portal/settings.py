@@ -10,6 +10,7 @@ from zoneinfo import available_timezones
 import dj_database_url
 
 from .env import ConfigError, env_bool, env_int, env_list, env_str, persistent_secret
+from .logging import LOG_FORMAT
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -156,7 +157,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery -----------------------------------------------------------------------------
 BROKER_DIR = DATA_DIR / "broker"
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://localhost//"
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("queue", "processed", "control"):
@@ -187,8 +188,7 @@ LOGGING = {
     "filters": {"request_id": {"()": "acura_portal.logging.RequestIdFilter"}},
     "formatters": {
         "line": {
-            "format": "%(asctime)s %(levelname)s %(process)d [%(request_id)s] %(name)s: "
-            "%(message)s",
+            "format": LOG_FORMAT,
         },
     },
     "handlers": {

@@ -1,6 +1,7 @@
 """The quick start's process tree, for real: `manage.py serve` runs web + worker + beat."""
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,10 @@ def test_serve_runs_web_worker_and_beat_and_stops_them_all(tmp_path):
             # Request ids reach the logs.
             browser.get("/healthz", headers={"X-Request-ID": "e2e-req-42"})
             server.wait_for_output(r"\[e2e-req-42\] acura.request: GET /healthz 200", timeout=10)
+            # Every process logs in the one format: time, level, pid, [request id], logger.
+            prefix = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ \d+ \[[^\]]+\] "
+            for logger in ("gunicorn.error", "celery.apps.worker", "celery.beat"):
+                server.wait_for_output(prefix + re.escape(logger) + ": ", timeout=30)
 
             # The worker consumes the broker queue.
             marker = tmp_path / "worker-did-it"

@@ -65,7 +65,11 @@ def test_defaults_are_embedded(tmp_path):
     )
     # Empty variables count as unset for the URLs: dj-database-url would fail on "".
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://", "False"]
+    assert result.stdout.split() == [
+        "django.db.backends.sqlite3",
+        "filesystem://localhost//",
+        "False",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -73,21 +73,20 @@ class Command(BaseCommand):
         return {
             "web": [
                 python, "-m", "gunicorn", "acura_portal.wsgi:application",
+                "--config", "python:acura_portal.gunicorn_conf",
                 "--bind", bind,
                 "--workers", str(options["web_workers"]),
                 "--threads", "4",
-                "--access-logfile", "-",
-                "--error-logfile", "-",
             ],
             "worker": [
-                python, "-m", "celery", "-A", "acura_portal", "worker",
+                python, "-m", "celery", "-A", "acura_portal", "--quiet", "worker",
                 "--loglevel", "INFO",
                 "--concurrency", str(options["worker_concurrency"]),
                 "--hostname", "worker@%h",
                 "--without-mingle", "--without-gossip",
             ],
             "beat": [
-                python, "-m", "celery", "-A", "acura_portal", "beat",
+                python, "-m", "celery", "-A", "acura_portal", "--quiet", "beat",
                 "--loglevel", "INFO",
                 "--schedule", str(settings.DATA_DIR / "celerybeat-schedule"),
             ],
