@@ -24,6 +24,30 @@ def new_request_id(incoming: str | None = None) -> str:
     return uuid.uuid4().hex
 
 
+def stdout_logging(level: str, loggers: dict | None = None) -> dict:
+    """A ``logging.config.dictConfig`` dict: everything to stdout in ``LOG_FORMAT``.
+
+    Django's settings and gunicorn's configuration both use it, so web, worker and beat
+    processes write the same lines.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": "acura_portal.logging.RequestIdFilter"}},
+        "formatters": {"line": {"format": LOG_FORMAT}},
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "filters": ["request_id"],
+                "formatter": "line",
+            }
+        },
+        "root": {"handlers": ["stdout"], "level": level},
+        "loggers": loggers or {},
+    }
+
+
 class RequestIdFilter(logging.Filter):
     """Adds ``record.request_id`` so the one formatter works for every logger."""
 

@@ -10,7 +10,7 @@ from zoneinfo import available_timezones
 import dj_database_url
 
 from .env import ConfigError, env_bool, env_int, env_list, env_str, persistent_secret
-from .logging import LOG_FORMAT
+from .logging import stdout_logging
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -182,26 +182,7 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # --- Logging: one line format everywhere, with the request id ---------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "acura_portal.logging.RequestIdFilter"}},
-    "formatters": {
-        "line": {
-            "format": LOG_FORMAT,
-        },
-    },
-    "handlers": {
-        "stdout": {
-            "class": "logging.StreamHandler",
-            "stream": "ext://sys.stdout",
-            "filters": ["request_id"],
-            "formatter": "line",
-        },
-    },
-    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
-    "loggers": {
-        "django.server": {"level": "WARNING"},
-        "django.db.backends": {"level": "INFO"},
-    },
-}
+LOGGING = stdout_logging(
+    LOG_LEVEL,
+    {"django.server": {"level": "WARNING"}, "django.db.backends": {"level": "INFO"}},
+)
