@@ -4,9 +4,11 @@ Imports run upward only: this project package knows the apps; the apps don't kno
 """
 
 from protection.api import register as register_protection
+from storage.api import register as register_storage
 from tenants.api import register as register_tenants
 
 from .api import router
 
 register_tenants(router)
 register_protection(router)
+register_storage(router)

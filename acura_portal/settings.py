@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "tenants",
     "protection",
+    "storage",
     "acura_portal",
 ]
 
@@ -153,7 +154,25 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "SnapshotStateEnum": "storage.models.SnapshotState",
+        "SessionStateEnum": "storage.models.SessionState",
+    },
 }
+
+# --- Snapshot store ---------------------------------------------------------------------
+# Where chunks and indexes live: empty = the data folder; file:///path; s3://bucket/prefix?
+# endpoint=URL&region=R (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
+STORE_URL = env_str("ACURA_STORE_URL")
+STORE_FSYNC = env_bool("ACURA_STORE_FSYNC", True)
+# Comma-separated base64 AES-256 master keys, current first: customer data keys are wrapped
+# with it and chunks encrypted. Empty: chunks are stored unencrypted.
+STORE_MASTER_KEYS = env_str("ACURA_MASTER_KEYS")
+STORE_CHUNK_SIZE = env_int("ACURA_CHUNK_SIZE", 1024 * 1024)
+STORE_GC_GRACE_HOURS = env_int("ACURA_GC_GRACE_HOURS", 24)
+STORE_SESSION_EXPIRY_HOURS = env_int("ACURA_SESSION_EXPIRY_HOURS", 48)
+STORE_MAX_UPLOAD_BYTES = env_int("ACURA_MAX_UPLOAD_BYTES", 64 * 1024 * 1024)
+STORE_MAX_DIGESTS_PER_QUERY = env_int("ACURA_MAX_DIGESTS_PER_QUERY", 10000)
 
 # --- Celery -----------------------------------------------------------------------------
 BROKER_DIR = DATA_DIR / "broker"

@@ -18,4 +18,5 @@ urlpatterns = [
     path("", include("acura_portal.site_urls")),
     path("", include("tenants.urls")),
     path("", include("protection.urls")),
+    path("", include("storage.urls")),
 ]

@@ -6,16 +6,19 @@ thin: input is validated by ``protection.serializers`` and every write is a call
 ``protection.services``, whose ``ValidationError`` becomes a 400 with the usual error body.
 """
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import filters, serializers, status
 from rest_framework.decorators import action
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
-from tenants.api_base import TenantModelViewSet, TenantReadOnlyViewSet
+from tenants.api_base import (
+    ApiPagination,
+    TenantModelViewSet,
+    TenantReadOnlyViewSet,
+    call_service,
+)
 from tenants.serializers import error_responses
 
 from . import services
@@ -37,20 +40,6 @@ CUSTOMER_SLUG = OpenApiParameter(
     OpenApiParameter.PATH,
     description="The customer's slug, as listed by `/api/v1/customers/`.",
 )
-
-
-def call_service(service, *args, **kwargs):
-    """Run a service; its ``ValidationError`` becomes a DRF 400 with field details."""
-    try:
-        return service(*args, **kwargs)
-    except DjangoValidationError as exc:
-        raise serializers.ValidationError(serializers.as_serializer_error(exc)) from exc
-
-
-class ApiPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
 
 
 # --- Machine groups -------------------------------------------------------------------

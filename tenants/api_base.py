@@ -7,7 +7,9 @@ hands DRF a queryset narrowed to that customer. ``TenantModelSerializer`` uses
 object is "does not exist".
 """
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import permissions, serializers, viewsets
+from rest_framework.pagination import PageNumberPagination
 
 from .models import Role
 from .scoping import TenantModel
@@ -83,3 +85,17 @@ class TenantPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
 
 class TenantModelSerializer(serializers.ModelSerializer):
     serializer_related_field = TenantPrimaryKeyRelatedField
+
+
+def call_service(service, *args, **kwargs):
+    """Run a service; its ``ValidationError`` becomes a DRF 400 with field details."""
+    try:
+        return service(*args, **kwargs)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(serializers.as_serializer_error(exc)) from exc
+
+
+class ApiPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500

@@ -48,6 +48,11 @@ def error_responses(*codes: int) -> dict:
         400: "Invalid input; `details` names the fields. Nothing was changed.",
         403: "Not logged in, or your role in this customer is too low.",
         404: "No such customer or object for you (another customer's objects included).",
+        401: "Missing, invalid or revoked credential.",
+        409: "The object is in a state that does not allow this (e.g. a closed session).",
+        411: "The request must say its Content-Length.",
+        413: "The request body is larger than the server accepts.",
+        416: "The requested range lies outside the image.",
     }
     return {
         code: OpenApiResponse(ApiErrorSerializer, description=descriptions[code]) for code in codes

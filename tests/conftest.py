@@ -97,3 +97,18 @@ def machine(customer, group):
 @pytest.fixture
 def password():
     return PASSWORD
+
+
+@pytest.fixture(autouse=True)
+def isolated_store(settings, tmp_path):
+    """Every test gets its own chunk store (and forgets cached backends and keyrings)."""
+    from storage.services import context
+
+    settings.STORE_URL = f"file://{tmp_path}/store"
+    settings.STORE_FSYNC = False
+    settings.STORE_CHUNK_SIZE = 64 * 1024  # small chunks keep tests fast; same protocol
+    context._backend.cache_clear()
+    context._keyring.cache_clear()
+    yield tmp_path / "store"
+    context._backend.cache_clear()
+    context._keyring.cache_clear()

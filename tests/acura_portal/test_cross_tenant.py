@@ -10,8 +10,11 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from protection.models import Machine, MachineGroup, MachineStatus
+from storage.auth import api_key_create
+from storage.models import Snapshot
 from tenants.models import Membership, Role
 from tests.factories import DiskFactory, MachineFactory, MachineGroupFactory, MembershipFactory
+from tests.storage_support import Agent
 
 # URL name (without namespace) prefix → which of the victim's objects a `pk` refers to.
 # Longest prefixes first.
@@ -20,6 +23,7 @@ PK_OBJECTS = [
     ("machine", "machine"),
     ("group", "group"),
     ("membership", "membership"),
+    ("snapshot", "snapshot"),
 ]
 
 
@@ -62,7 +66,15 @@ def victim(customer, other_customer):
     machine = MachineFactory(customer=customer, group=group, status=MachineStatus.PROTECTED)
     DiskFactory(machine=machine)
     membership = MembershipFactory(customer=customer, role=Role.ADMIN)
-    return {"group": group, "machine": machine, "membership": membership}
+    disk = DiskFactory(machine=machine, customer=customer, key="victim-disk")
+    _key, token = api_key_create(customer, "victim agent")
+    snapshot = Agent(token).replicate(disk, b"victim data" * 10000)["snapshot"]
+    return {
+        "group": group,
+        "machine": machine,
+        "membership": membership,
+        "snapshot": Snapshot.objects.for_customer(customer).get(pk=snapshot["id"]),
+    }
 
 
 def _url(name, params, slug, objects):
@@ -128,6 +140,7 @@ def test_foreign_ids_in_bodies_change_nothing(stranger_client, victim, other_cus
         list(Machine.objects.for_customer(customer).values()),
         list(MachineGroup.objects.for_customer(customer).values()),
         list(Membership.objects.filter(customer=customer).values()),
+        list(Snapshot.objects.for_customer(customer).values()),
     )
     for name, params in customer_routes().items():
         if "pk" in params:
@@ -139,6 +152,7 @@ def test_foreign_ids_in_bodies_change_nothing(stranger_client, victim, other_cus
         list(Machine.objects.for_customer(customer).values()),
         list(MachineGroup.objects.for_customer(customer).values()),
         list(Membership.objects.filter(customer=customer).values()),
+        list(Snapshot.objects.for_customer(customer).values()),
     )
     assert after == before
 

@@ -1,0 +1,314 @@
+"""Agent-facing storage API under /api/v1/agent/: upload sessions and snapshots.
+
+The customer comes from the credential (``request.customer``), never from the request.
+Binary bodies (chunk batches) are read straight from the request stream after a
+Content-Length check, so the size limit is ours (413) rather than Django's form limit.
+"""
+
+import json
+import struct
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from tenants.api_base import ApiPagination
+from tenants.serializers import error_responses
+
+from .auth import ApiKeyAuthentication, IsAgent
+from .http import image_response
+from .models import Snapshot, UploadSession
+from .serializers import (
+    CommitSerializer,
+    MissingAnswerSerializer,
+    MissingQuerySerializer,
+    SessionOpenedSerializer,
+    SessionOpenSerializer,
+    SessionSerializer,
+    SnapshotSerializer,
+    UploadResultSerializer,
+)
+from .services import sessions as session_services
+from .services.chunks import UploadEntry
+from .services.indexes import load_index
+
+CHUNK_RECORD = struct.Struct(">32sII")  # digest, plain size, frame size
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = 413
+    default_detail = "The request body is too large."
+
+
+class LengthRequired(exceptions.APIException):
+    status_code = 411
+    default_detail = "Send a Content-Length header."
+
+
+class Conflict(exceptions.APIException):
+    status_code = 409
+
+
+def read_body(request, limit: int) -> bytes:
+    """The raw request body, refusing bodies over ``limit`` before reading them."""
+    raw_length = request.META.get("CONTENT_LENGTH")
+    if not raw_length:
+        raise LengthRequired()
+    try:
+        length = int(raw_length)
+    except ValueError:
+        raise LengthRequired("Content-Length is not a number.") from None
+    if length > limit:
+        raise PayloadTooLarge(f"The body has {length} bytes; the limit is {limit}.")
+    body = request._request.read(length)
+    if len(body) != length:
+        raise exceptions.ParseError("The body ended before its Content-Length.")
+    return body
+
+
+def read_json(request, limit: int) -> dict:
+    try:
+        data = json.loads(read_body(request, limit) or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise exceptions.ParseError(f"The body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise exceptions.ParseError("The body must be a JSON object.")
+    return data
+
+
+def parse_chunk_batch(body: bytes) -> list[UploadEntry]:
+    """Records of ``digest(32) | plain size u32 | frame size u32 | zstd frame``."""
+    entries, offset = [], 0
+    while offset < len(body):
+        if offset + CHUNK_RECORD.size > len(body):
+            raise exceptions.ParseError(f"Truncated record header at byte {offset}.")
+        digest, plain_size, frame_size = CHUNK_RECORD.unpack_from(body, offset)
+        offset += CHUNK_RECORD.size
+        if offset + frame_size > len(body):
+            raise exceptions.ParseError(f"Truncated chunk data for {digest.hex()}.")
+        entries.append(UploadEntry(digest.hex(), plain_size, body[offset : offset + frame_size]))
+        offset += frame_size
+    return entries
+
+
+def service_call(fn, *args, **kwargs):
+    """Map service errors: a closed session is 409, anything else invalid is 400."""
+    try:
+        return fn(*args, **kwargs)
+    except session_services.CommitMissingChunks as exc:
+        raise serializers.ValidationError(
+            {"missing": exc.missing, "message": exc.messages[0]}
+        ) from None
+    except DjangoValidationError as exc:
+        if getattr(exc, "code", None) == "session_closed":
+            raise Conflict(exc.messages[0]) from None
+        raise serializers.ValidationError(exc.messages) from None
+
+
+class AgentApiMixin:
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [IsAgent]
+
+    @property
+    def customer(self):
+        return self.request.customer
+
+
+AGENT_ERRORS = (400, 401, 404)
+
+
+@extend_schema(tags=["agent: upload"])
+class UploadSessionViewSet(AgentApiMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Upload one disk's changed chunks and commit them as a snapshot."""
+
+    serializer_class = SessionSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request
+            return UploadSession.objects.none()
+        return UploadSession.objects.for_customer(self.customer).select_related("base", "disk")
+
+    @extend_schema(
+        summary="Open (or resume) the upload session of a disk",
+        request=SessionOpenSerializer,
+        responses={
+            201: SessionOpenedSerializer,
+            200: OpenApiResponse(SessionOpenedSerializer, description="Resumed."),
+            **error_responses(*AGENT_ERRORS),
+        },
+    )
+    def create(self, request):
+        data = SessionOpenSerializer(
+            data=read_json(request, 1024 * 1024), context={"customer": self.customer}
+        )
+        data.is_valid(raise_exception=True)
+        session, resumed = service_call(
+            session_services.session_open,
+            self.customer,
+            data.validated_data["machine"],
+            data.validated_data["disk"],
+            taken_at=data.validated_data.get("taken_at"),
+            job_ref=data.validated_data["job_ref"],
+        )
+        session.resumed = resumed
+        session.max_upload_bytes = settings.STORE_MAX_UPLOAD_BYTES
+        session.max_digests_per_query = settings.STORE_MAX_DIGESTS_PER_QUERY
+        body = SessionOpenedSerializer(session).data
+        return Response(body, status=status.HTTP_200_OK if resumed else status.HTTP_201_CREATED)
+
+    @extend_schema(summary="An upload session", responses={200: SessionSerializer})
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Which of these digests does the store lack?",
+        request=MissingQuerySerializer,
+        responses={200: MissingAnswerSerializer, **error_responses(*AGENT_ERRORS, 409, 413)},
+    )
+    @action(detail=True, methods=["post"])
+    def missing(self, request, pk=None):
+        session = self.get_object()
+        query = MissingQuerySerializer(data=read_json(request, 8 * 1024 * 1024))
+        query.is_valid(raise_exception=True)
+        missing = service_call(
+            session_services.session_missing, session, query.validated_data["digests"]
+        )
+        return Response({"missing": missing})
+
+    @extend_schema(
+        summary="Upload a batch of zstd-compressed chunks",
+        description="Body: records of a 32-byte digest, the plain size and the frame size "
+        "(unsigned 32-bit big-endian each), then the zstd frame. Every record is checked "
+        "(decompression, length, SHA-256); a failing record stores nothing and is listed "
+        "in a 400 answer, the others are stored.",
+        request={"application/octet-stream": OpenApiTypes.BINARY},
+        responses={
+            200: UploadResultSerializer,
+            400: OpenApiResponse(UploadResultSerializer, description="Some records failed."),
+            **error_responses(401, 404, 409, 411, 413),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def chunks(self, request, pk=None):
+        session = self.get_object()
+        entries = parse_chunk_batch(read_body(request, settings.STORE_MAX_UPLOAD_BYTES))
+        result = service_call(session_services.session_upload, session, entries)
+        body = {
+            "stored": result.stored,
+            "duplicates": result.duplicates,
+            "stored_bytes": result.stored_bytes,
+            "failed": result.failed,
+        }
+        return Response(body, status=400 if result.failed else 200)
+
+    @extend_schema(
+        summary="Commit the snapshot",
+        request=CommitSerializer,
+        responses={201: SnapshotSerializer, **error_responses(*AGENT_ERRORS, 409, 413)},
+    )
+    @action(detail=True, methods=["post"])
+    def commit(self, request, pk=None):
+        session = self.get_object()
+        data = CommitSerializer(data=read_json(request, settings.STORE_MAX_UPLOAD_BYTES))
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        commit = session_services.CommitRequest(
+            disk_size=values["disk_size"],
+            digests=values.get("digests"),
+            base_checksum=values.get("base_checksum"),
+            changes=values.get("change_list"),
+        )
+        snapshot = service_call(session_services.session_commit, session, commit)
+        return Response(SnapshotSerializer(snapshot).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Abort the session",
+        request=None,
+        responses={200: SessionSerializer, **error_responses(401, 404, 409)},
+    )
+    @action(detail=True, methods=["post"])
+    def abort(self, request, pk=None):
+        session = self.get_object()
+        service_call(session_services.session_abort, session, "aborted by the agent")
+        return Response(SessionSerializer(session).data)
+
+
+@extend_schema(tags=["agent: snapshots"])
+class AgentSnapshotViewSet(AgentApiMixin, viewsets.ReadOnlyModelViewSet):
+    """The customer's snapshots: list, index (for the agent's cache), raw image (restore)."""
+
+    serializer_class = SnapshotSerializer
+    pagination_class = ApiPagination
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request
+            return Snapshot.objects.none()
+        snapshots = Snapshot.objects.for_customer(self.customer).select_related("disk", "index")
+        machine = self.request.query_params.get("machine")
+        if machine:
+            if not machine.isdigit():
+                raise serializers.ValidationError({"machine": "Must be a machine id."})
+            snapshots = snapshots.filter(machine_id=int(machine))
+        disk = self.request.query_params.get("disk")
+        if disk:
+            snapshots = snapshots.filter(disk__key=disk)
+        return snapshots
+
+    @extend_schema(
+        summary="List snapshots",
+        parameters=[
+            OpenApiParameter("machine", OpenApiTypes.INT, description="Only this machine's."),
+            OpenApiParameter("disk", OpenApiTypes.STR, description="Only this disk key's."),
+        ],
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(summary="One snapshot")
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="The snapshot's index: the concatenated 32-byte digests",
+        description="Headers `X-Index-Checksum`, `X-Chunk-Size` and `X-Disk-Size` describe it; "
+        "agents cache it to find changed chunks of the next replication.",
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            **error_responses(401, 404),
+        },
+    )
+    @action(detail=True, methods=["get"])
+    def index(self, request, pk=None):
+        from django.http import HttpResponse
+
+        from .services.context import customer_store
+
+        snapshot = self.get_object()
+        index = load_index(customer_store(self.customer), snapshot.index)
+        response = HttpResponse(index.digests, content_type="application/octet-stream")
+        response["X-Index-Checksum"] = snapshot.index_checksum
+        response["X-Chunk-Size"] = str(index.chunk_size)
+        response["X-Disk-Size"] = str(index.disk_size)
+        return response
+
+    @extend_schema(
+        summary="The snapshot's disk as a raw image (HTTP Range supported)",
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            (206, "application/octet-stream"): OpenApiTypes.BINARY,
+            **error_responses(401, 404, 416),
+        },
+    )
+    @action(detail=True, methods=["get"])
+    def image(self, request, pk=None):
+        snapshot = self.get_object()
+        return image_response(request, snapshot, f"{snapshot.disk.key}-{snapshot.pk}.raw")
+
+
+def register(router) -> None:
+    router.register(r"agent/upload-sessions", UploadSessionViewSet, basename="upload-session")
+    router.register(r"agent/snapshots", AgentSnapshotViewSet, basename="agent-snapshot")

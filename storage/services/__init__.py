@@ -1,0 +1,1 @@
+"""Writes and side effects of the storage app, one module per concern."""

@@ -1,0 +1,1 @@
+"""Customer pages of the storage app: snapshots, restore downloads, prune preview."""
