@@ -26,6 +26,13 @@ PERIODIC_TASKS: list[PeriodicSpec] = [
         every_seconds=6 * 3600,
         description="Deletes expired login sessions from the database.",
     ),
+    PeriodicSpec(
+        name="Storage: prune snapshots",
+        task="storage.tasks.prune_snapshots",
+        every_seconds=3600,
+        description="Deletes snapshots the effective keep rules no longer retain (metadata "
+        "only; garbage collection frees the space).",
+    ),
 ]
 
 

@@ -3,6 +3,7 @@
 from django.views.generic import TemplateView
 
 from protection.selectors import dashboard_summary
+from storage.selectors import customer_usage
 from tenants.views_base import CustomerMixin
 
 
@@ -12,4 +13,5 @@ class DashboardView(CustomerMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["summary"] = dashboard_summary(self.customer)
+        context["storage"] = customer_usage(self.customer)
         return context

@@ -7,6 +7,7 @@ app_name = "storage"
 CUSTOMER = "c/<slug:customer_slug>/"
 
 urlpatterns = [
+    path(CUSTOMER + "storage/", snapshots.StorageUsageView.as_view(), name="usage"),
     path(
         CUSTOMER + "machines/<int:pk>/snapshots/",
         snapshots.MachineSnapshotListView.as_view(),

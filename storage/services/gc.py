@@ -5,7 +5,8 @@ leaves a state the next run completes):
 
 * **Cutoff** = the older of (start − grace) and the start of the customer's oldest open upload
   session. Everything an open session touched or uploaded is newer than the cutoff.
-* **Mark**: every chunk referenced by any snapshot (any state) gets ``last_seen_at = start``.
+* **Mark**: every chunk referenced by any snapshot (any state) gets ``last_seen_at = now``
+  (never moved backwards: two collectors may overlap).
 * **Claim**: chunks unseen since the cutoff are flagged ``sweeping`` (committed). From then on
   the missing-query reports them missing and does not touch them; an upload of the same
   digest *revives* the row (rewrites the blob, clears the flag) under a row lock.
@@ -106,10 +107,13 @@ class CustomerGc:
             digests = sorted(referenced_hex(load_index(self.store, index_file)))
             for start in range(0, len(digests), self.batch):
                 batch = digests[start : start + self.batch]
+                now = timezone.now()
+                # Only forward: a slower collector that started earlier must not pull a
+                # mark back below the cutoff of one that started later.
                 self.stats.marked += (
                     Chunk.objects.for_customer(self.customer)
-                    .filter(digest__in=batch)
-                    .update(last_seen_at=self.started)
+                    .filter(digest__in=batch, last_seen_at__lt=now)
+                    .update(last_seen_at=now)
                 )
 
     def claim(self) -> list[int]:

@@ -36,7 +36,7 @@ def load_index(store: StoreHandle, index_file: IndexFile) -> Index:
 
 def referenced_hex(index: Index) -> set[str]:
     """The distinct non-zero digests of an index, hex: the chunks it needs."""
-    return {digest.hex() for digest in index.referenced()}
+    return index.referenced_hex()
 
 
 def zero_entries(index: Index) -> int:

@@ -221,7 +221,7 @@ def prune_all(
     for customer in customers:
         try:
             part = prune_customer(customer, dry_run=dry_run)
-        except Exception as exc:  # noqa: BLE001 - one customer must not stop the rest
+        except Exception as exc:  # one customer must not stop the rest
             logger.exception("prune %s failed", customer.slug)
             part = _empty_summary(dry_run)
             part["customers"] = 1

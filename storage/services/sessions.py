@@ -69,20 +69,23 @@ def session_open(
         raise SessionError("Unknown machine or disk.", code="not_found")
     if disk.machine_id != machine.pk:
         raise SessionError(f"Disk {disk.key} does not belong to machine {machine.name}.")
-    existing = (
-        UploadSession.objects.for_customer(customer)
-        .filter(disk=disk, state=SessionState.OPEN)
-        .first()
-    )
-    if existing is not None:
-        existing.last_activity_at = timezone.now()
-        existing.save(update_fields=["last_activity_at"])
-        return existing, True
-    base = latest_complete_snapshot(customer, disk)
-    chunk_size = base.chunk_size if base else settings.STORE_CHUNK_SIZE
-    now = timezone.now()
     try:
         with transaction.atomic():
+            # The disk row lock orders this against prune (which takes it too): the base
+            # chosen here cannot be deleted before the session that pins it exists.
+            Disk.objects.for_customer(customer).select_for_update().get(pk=disk.pk)
+            existing = (
+                UploadSession.objects.for_customer(customer)
+                .filter(disk=disk, state=SessionState.OPEN)
+                .first()
+            )
+            if existing is not None:
+                existing.last_activity_at = timezone.now()
+                existing.save(update_fields=["last_activity_at"])
+                return existing, True
+            base = latest_complete_snapshot(customer, disk)
+            chunk_size = base.chunk_size if base else settings.STORE_CHUNK_SIZE
+            now = timezone.now()
             session = UploadSession.objects.create(
                 customer=customer,
                 machine=machine,

@@ -19,8 +19,11 @@ from django_celery_beat.models import (
 )
 
 from protection.models import Disk, Machine, MachineGroup, MachineStatus, ReplicationPolicy
+from storage.auth import api_key_create
+from storage.models import MaintenanceKind, MaintenanceRun, QuarantinedChunk
 from tenants.models import Customer, Membership
 from tests.factories import DiskFactory, MachineFactory, MachineGroupFactory
+from tests.storage_support import Agent
 
 User = get_user_model()
 
@@ -41,8 +44,13 @@ def staff(superuser):
 def world(customer, other_customer, admin_user, stranger_user, machine):
     """At least one row of every registered model, in two customers."""
     theirs = MachineFactory(customer=other_customer, name="db-01", status=MachineStatus.IN_SYNC)
-    DiskFactory(machine=machine, key="scsi0:0", label="Hard disk 1")
+    replicated = DiskFactory(machine=machine, key="scsi0:0", label="Hard disk 1")
     DiskFactory(machine=theirs)
+    # The store's catalog: a key, a store, chunks, an index, a snapshot and its session.
+    _key, token = api_key_create(customer, "admin test agent")
+    Agent(token).replicate(replicated, b"admin test data " * 40000)
+    QuarantinedChunk.objects.create(customer=customer, digest="ab" * 32, reason="CRC mismatch")
+    MaintenanceRun.objects.create(kind=MaintenanceKind.GC, ok=True, summary={"freed_bytes": 0})
     ReplicationPolicy.objects.create(customer=customer, interval_minutes=60)
     ReplicationPolicy.objects.create(customer=customer, group=machine.group, keep_last=3)
     ReplicationPolicy.objects.create(customer=other_customer, machine=theirs, enabled=False)
@@ -52,7 +60,7 @@ def world(customer, other_customer, admin_user, stranger_user, machine):
     SolarSchedule.objects.create(event="sunrise", latitude=52.5, longitude=13.4)
     ClockedSchedule.objects.create(clocked_time=timezone.now() + timedelta(days=1))
     PeriodicTask.objects.create(name="housekeeping", task="celery.backend_cleanup", interval=every)
-    return {"machine": machine, "theirs": theirs}
+    return {"machine": machine, "theirs": theirs, "replicated": replicated}
 
 
 def _admin_url(model, view, *args):
@@ -67,7 +75,9 @@ def test_the_registry_covers_every_project_model():
     from django.apps import apps
 
     project = [
-        m for app in ("tenants", "protection") for m in apps.get_app_config(app).get_models()
+        m
+        for app in ("tenants", "protection", "storage")
+        for m in apps.get_app_config(app).get_models()
     ]
     assert set(project) <= set(admin.site._registry)
     assert PeriodicTask in admin.site._registry
@@ -80,15 +90,16 @@ def test_every_admin_page_loads(staff, superuser, world, rf, model):
     request.user = superuser
     obj = model_admin.get_queryset(request).first()
     assert obj is not None, f"add a {model._meta.label} row to the `world` fixture"
-    for url in [
-        _admin_url(model, "changelist"),
-        _admin_url(model, "add"),
-        _admin_url(model, "change", obj.pk),
-        _admin_url(model, "history", obj.pk),
-        _admin_url(model, "delete", obj.pk),
+    # Read-only admins (the store's catalog) refuse add and delete even to a superuser.
+    for url, allowed in [
+        (_admin_url(model, "changelist"), True),
+        (_admin_url(model, "add"), model_admin.has_add_permission(request)),
+        (_admin_url(model, "change", obj.pk), True),
+        (_admin_url(model, "history", obj.pk), True),
+        (_admin_url(model, "delete", obj.pk), model_admin.has_delete_permission(request, obj)),
     ]:
         response = staff.get(url)
-        assert response.status_code == 200, url
+        assert response.status_code == (200 if allowed else 403), url
     if model_admin.search_fields:
         assert staff.get(_admin_url(model, "changelist"), {"q": "a"}).status_code == 200
 
@@ -179,17 +190,27 @@ def test_machine_protection_actions_across_customers(staff, world):
 
 
 def test_delete_action_works_across_customers(staff, world):
+    # The replicated disk has a snapshot (PROTECT: prune it first); every other disk goes.
+    others = Disk.objects.all_customers().exclude(pk=world["replicated"].pk)
     response = staff.post(
         _admin_url(Disk, "changelist"),
         {
             "action": "delete_selected",
-            "_selected_action": list(Disk.objects.all_customers().values_list("pk", flat=True)),
+            "_selected_action": list(others.values_list("pk", flat=True)),
             "post": "yes",
         },
         follow=True,
     )
     assert response.status_code == 200
-    assert not Disk.objects.all_customers().exists()
+    assert list(Disk.objects.all_customers()) == [world["replicated"]]
+
+
+def test_a_disk_with_snapshots_cannot_be_deleted(staff, world):
+    response = staff.post(
+        _admin_url(Disk, "delete", world["replicated"].pk), {"post": "yes"}, follow=True
+    )
+    assert "Cannot delete disk" in response.content.decode()
+    assert Disk.objects.all_customers().filter(pk=world["replicated"].pk).exists()
 
 
 def _machine_form(customer, group, **extra):

@@ -26,8 +26,9 @@ from ..errors import StoreConfigError
 _NAMESPACE = re.compile(r"[0-9a-f]{32}")
 _DIGEST_HEX = re.compile(r"[0-9a-f]{64}")
 # A path component may not start with "." (excludes "." / ".." and the backends' own
-# ".<name>.<random>.tmp" files); only portable characters; components joined by single "/".
-_COMPONENT = r"[A-Za-z0-9_-][A-Za-z0-9._-]*"
+# ".<name>.<random>.tmp" files); only portable characters; at most 200 of them (file systems
+# allow 255 per name, and the temp file adds a few); components joined by single "/".
+_COMPONENT = r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}"
 _OBJECT_NAME = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _OBJECT_PREFIX = re.compile(rf"(?:{_COMPONENT}/)*(?:{_COMPONENT})?")
 MAX_OBJECT_NAME = 512
@@ -74,10 +75,15 @@ def check_digest_hex(digest_hex: str) -> str:
 
 
 def check_object_name(name: str) -> str:
-    if not isinstance(name, str) or len(name) > MAX_OBJECT_NAME or not _OBJECT_NAME.fullmatch(name):
+    if (
+        not isinstance(name, str)
+        or len(name) > MAX_OBJECT_NAME
+        or ".." in name
+        or not _OBJECT_NAME.fullmatch(name)
+    ):
         raise ValueError(
-            f"invalid object name {name!r}: use [A-Za-z0-9._-] components separated by '/', "
-            "none starting with '.', no leading or trailing '/'"
+            f"invalid object name {name!r}: use [A-Za-z0-9._-] components (<= 200 chars) "
+            "separated by '/', none starting with '.', no '..', no leading or trailing '/'"
         )
     return name
 
@@ -87,6 +93,7 @@ def check_object_prefix(prefix: str) -> str:
     if (
         not isinstance(prefix, str)
         or len(prefix) > MAX_OBJECT_NAME
+        or ".." in prefix
         or not _OBJECT_PREFIX.fullmatch(prefix)
     ):
         raise ValueError(f"invalid object prefix {prefix!r}")
