@@ -6,6 +6,7 @@ that exists, so a provider admin's edits in the Django admin (interval, enabled)
 upgrades.
 """
 
+import json
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -17,6 +18,7 @@ class PeriodicSpec:
     task: str
     every_seconds: int
     description: str
+    kwargs: dict | None = None
 
 
 PERIODIC_TASKS: list[PeriodicSpec] = [
@@ -32,6 +34,21 @@ PERIODIC_TASKS: list[PeriodicSpec] = [
         every_seconds=3600,
         description="Deletes snapshots the effective keep rules no longer retain (metadata "
         "only; garbage collection frees the space).",
+    ),
+    PeriodicSpec(
+        name="Storage: collect garbage",
+        task="storage.tasks.collect_garbage",
+        every_seconds=24 * 3600,
+        description="Frees chunks and index files no snapshot references any more (after the "
+        "grace period, never newer than the oldest open upload).",
+    ),
+    PeriodicSpec(
+        name="Storage: verify a sample",
+        task="storage.tasks.verify_store",
+        every_seconds=24 * 3600,
+        description="Re-reads and re-hashes a random 5 % of the stored chunks every day "
+        "(arguments: sample_percent); run verify_store for a full pass.",
+        kwargs={"sample_percent": 5.0},
     ),
 ]
 
@@ -49,7 +66,11 @@ def ensure_periodic_tasks(using: str = "default") -> list[str]:
                 every=spec.every_seconds, period=IntervalSchedule.SECONDS
             )
             PeriodicTask.objects.using(using).create(
-                name=spec.name, task=spec.task, interval=interval, description=spec.description
+                name=spec.name,
+                task=spec.task,
+                interval=interval,
+                description=spec.description,
+                kwargs=json.dumps(spec.kwargs or {}),
             )
             created.append(spec.name)
     return created
