@@ -129,7 +129,9 @@ def store_chunks(
                         last_seen_at=now,
                     )
                 )
-        Chunk.objects.bulk_create(new_rows)
+        # Two sessions may upload the same new chunk at once: the second insert finds the
+        # first one's row (same content, its own blob just rewritten) and keeps it.
+        Chunk.objects.bulk_create(new_rows, ignore_conflicts=True)
         if existing:
             Chunk.objects.for_customer(customer).filter(
                 digest__in=[d for d, r in existing.items() if not r.sweeping]
