@@ -6,6 +6,7 @@ Content-Length check, so the size limit is ours (413) rather than Django's form 
 """
 
 import json
+import logging
 import struct
 
 from django.conf import settings
@@ -20,7 +21,7 @@ from tenants.api_base import ApiPagination
 from tenants.serializers import error_responses
 
 from .auth import ApiKeyAuthentication, IsAgent
-from .http import image_response
+from .http import image_response, parse_range
 from .models import Snapshot, UploadSession
 from .serializers import (
     CommitSerializer,
@@ -34,9 +35,13 @@ from .serializers import (
 )
 from .services import sessions as session_services
 from .services.chunks import UploadEntry
+from .services.context import StoreKeyUnavailable
 from .services.indexes import load_index
 
+logger = logging.getLogger(__name__)
+
 CHUNK_RECORD = struct.Struct(">32sII")  # digest, plain size, frame size
+MAX_DB_ID = 2**63 - 1
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -49,8 +54,36 @@ class LengthRequired(exceptions.APIException):
     default_detail = "Send a Content-Length header."
 
 
-class Conflict(exceptions.APIException):
+class ProtocolError(exceptions.APIException):
+    """A protocol request the service refused. ``error_details`` (a machine-readable
+    ``code`` plus extras such as ``missing``) become the error body's ``details``, so an
+    agent can react to e.g. ``base_mismatch`` without parsing the message."""
+
+    status_code = 400
+
+    def __init__(self, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.error_details = details
+
+
+class Conflict(ProtocolError):
     status_code = 409
+
+
+class RangeNotSatisfiable(exceptions.APIException):
+    status_code = 416
+
+    def __init__(self, size: int):
+        super().__init__(f"The requested range lies outside the image of {size} bytes.")
+        self.headers = {"Content-Range": f"bytes */{size}"}
+
+
+class StoreUnavailable(exceptions.APIException):
+    status_code = 503
+    default_detail = (
+        "The store cannot be read right now (encryption keys are not configured on the "
+        "server); the provider has to fix this. Nothing was changed."
+    )
 
 
 def read_body(request, limit: int) -> bytes:
@@ -61,7 +94,9 @@ def read_body(request, limit: int) -> bytes:
     try:
         length = int(raw_length)
     except ValueError:
-        raise LengthRequired("Content-Length is not a number.") from None
+        raise LengthRequired("Content-Length is not a valid byte count.") from None
+    if length < 0:
+        raise LengthRequired("Content-Length is not a valid byte count.")
     if length > limit:
         raise PayloadTooLarge(f"The body has {length} bytes; the limit is {limit}.")
     body = request._request.read(length)
@@ -96,17 +131,39 @@ def parse_chunk_batch(body: bytes) -> list[UploadEntry]:
 
 
 def service_call(fn, *args, **kwargs):
-    """Map service errors: a closed session is 409, anything else invalid is 400."""
+    """Map service errors: a closed session is 409, anything else invalid is 400; the
+    service's error code is in ``details.code``."""
     try:
         return fn(*args, **kwargs)
-    except session_services.CommitMissingChunks as exc:
-        raise serializers.ValidationError(
-            {"missing": exc.missing, "message": exc.messages[0]}
-        ) from None
     except DjangoValidationError as exc:
-        if getattr(exc, "code", None) == "session_closed":
-            raise Conflict(exc.messages[0]) from None
-        raise serializers.ValidationError(exc.messages) from None
+        code = getattr(exc, "code", None) or "invalid"
+        details = {"code": code}
+        if isinstance(exc, session_services.CommitMissingChunks):
+            details["missing"] = exc.missing
+        error = Conflict if code == "session_closed" else ProtocolError
+        raise error("; ".join(exc.messages), details) from None
+
+
+def agent_exception_handler(handler):
+    """The project's error format, plus what agent errors carry: ``details`` of a
+    ``ProtocolError``, headers (416's Content-Range), and a 503 for a store whose
+    encryption key cannot be unwrapped (a server problem, never the agent's)."""
+
+    def handle(exc, context):
+        if isinstance(exc, StoreKeyUnavailable):
+            logger.error("agent request failed: %s", exc)
+            exc = StoreUnavailable()
+        response = handler(exc, context)
+        if response is None:
+            return None
+        details = getattr(exc, "error_details", None)
+        if details and isinstance(response.data, dict) and "error" in response.data:
+            response.data["error"]["details"] = details
+        for name, value in getattr(exc, "headers", {}).items():
+            response[name] = value
+        return response
+
+    return handle
 
 
 class AgentApiMixin:
@@ -116,6 +173,14 @@ class AgentApiMixin:
     @property
     def customer(self):
         return self.request.customer
+
+    def get_exception_handler(self):
+        return agent_exception_handler(super().get_exception_handler())
+
+    def permission_denied(self, request, message=None, code=None):
+        if request.authenticators and not request.successful_authenticator:
+            raise exceptions.NotAuthenticated(IsAgent.message)
+        super().permission_denied(request, message=message, code=code)
 
 
 AGENT_ERRORS = (400, 401, 404)
@@ -203,7 +268,16 @@ class UploadSessionViewSet(AgentApiMixin, mixins.RetrieveModelMixin, viewsets.Ge
             "stored_bytes": result.stored_bytes,
             "failed": result.failed,
         }
-        return Response(body, status=400 if result.failed else 200)
+        if not result.failed:
+            return Response(body)
+        # The shared error shape, beside the counts: the good records were stored.
+        body["error"] = {
+            "status": 400,
+            "message": f"{len(result.failed)} chunk(s) failed verification and were not "
+            f"stored; the other {result.stored + result.duplicates} are in the store.",
+            "details": {"code": "chunks_failed", "failed": result.failed},
+        }
+        return Response(body, status=400)
 
     @extend_schema(
         summary="Commit the snapshot",
@@ -250,7 +324,7 @@ class AgentSnapshotViewSet(AgentApiMixin, viewsets.ReadOnlyModelViewSet):
         snapshots = Snapshot.objects.for_customer(self.customer).select_related("disk", "index")
         machine = self.request.query_params.get("machine")
         if machine:
-            if not machine.isdigit():
+            if not machine.isdigit() or int(machine) > MAX_DB_ID:
                 raise serializers.ValidationError({"machine": "Must be a machine id."})
             snapshots = snapshots.filter(machine_id=int(machine))
         disk = self.request.query_params.get("disk")
@@ -306,6 +380,9 @@ class AgentSnapshotViewSet(AgentApiMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"])
     def image(self, request, pk=None):
         snapshot = self.get_object()
+        # Checked here (the size is in the row) so the 416 carries the JSON error body.
+        if parse_range(request.headers.get("Range"), snapshot.disk_size) == "unsatisfiable":
+            raise RangeNotSatisfiable(snapshot.disk_size)
         return image_response(request, snapshot, f"{snapshot.disk.key}-{snapshot.pk}.raw")
 
 

@@ -44,6 +44,17 @@ def api_key_create(customer, name: str) -> tuple[StorageApiKey, str]:
     return key, f"ak_{prefix}.{secret}"
 
 
+def api_key_revoke(key: StorageApiKey) -> bool:
+    """Revoke ``key`` from now on; False (and nothing changes) when it already was."""
+    updated = (
+        StorageApiKey.objects.for_customer(key.customer)
+        .filter(pk=key.pk, revoked_at__isnull=True)
+        .update(revoked_at=timezone.now())
+    )
+    key.refresh_from_db()
+    return bool(updated)
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
@@ -52,9 +63,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if not header:
             return None
         scheme, _, token = header.partition(" ")
-        if scheme != self.keyword or not token.startswith("ak_"):
-            return None
-        prefix, _, secret = token[3:].partition(".")
+        if scheme.lower() != self.keyword.lower():
+            return None  # another scheme: not ours to judge
+        token = token.strip()
+        prefix, dot, secret = token[3:].partition(".")
+        if not token.startswith("ak_") or not (prefix and dot and secret):
+            raise exceptions.AuthenticationFailed("Invalid API key.")
         key = (
             StorageApiKey.objects.all_customers()  # the credential decides the customer
             .select_related("customer")

@@ -6,12 +6,15 @@ import binascii
 from rest_framework import serializers
 
 from protection.models import Machine
+from tenants.serializers import ApiErrorBodySerializer
 
 from .models import Snapshot, UploadSession
 
 
 class SessionOpenSerializer(serializers.Serializer):
-    machine = serializers.IntegerField(help_text="The machine's id.")
+    machine = serializers.IntegerField(
+        min_value=1, max_value=2**63 - 1, help_text="The machine's id."
+    )
     disk = serializers.CharField(help_text="The disk's key (as reported in the inventory).")
     taken_at = serializers.DateTimeField(
         required=False, help_text="When the source snapshot was taken (default: now)."
@@ -71,7 +74,8 @@ class SessionOpenedSerializer(SessionSerializer):
 
 class MissingQuerySerializer(serializers.Serializer):
     digests = serializers.ListField(
-        child=serializers.CharField(min_length=64, max_length=64),
+        # No trimming: " <63 hex>" must be refused, not silently "repaired".
+        child=serializers.CharField(min_length=64, max_length=64, trim_whitespace=False),
         allow_empty=True,
         help_text="Hex SHA-256 digests of plaintext chunks (thousands per call).",
     )
@@ -91,6 +95,9 @@ class UploadResultSerializer(serializers.Serializer):
     duplicates = serializers.IntegerField(help_text="Chunks the store already had.")
     stored_bytes = serializers.IntegerField()
     failed = UploadFailureSerializer(many=True)
+    error = ApiErrorBodySerializer(
+        required=False, help_text="With a 400: the shared error body (`details.failed`)."
+    )
 
 
 def _b64(value: str, what: str) -> bytes:

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from storage.models import CustomerStore
 from storage.store import blob as blobs
 from storage.store.backends import ChunkBackend, backend_from_settings
+from storage.store.errors import BlobKeyError
 from storage.store.keys import Keyring, new_data_key
 
 # Upper bound for one decoded chunk: a blob claiming more is corrupt (or a bomb).
@@ -39,6 +40,12 @@ def _keyring(value: str) -> Keyring | None:
 
 def keyring() -> Keyring | None:
     return _keyring(settings.STORE_MASTER_KEYS)
+
+
+class StoreKeyUnavailable(RuntimeError):
+    """The customer's store is encrypted and the configured master keys cannot unwrap its
+    data key (ACURA_MASTER_KEYS unset, or the wrapping master was dropped): an operator
+    problem, reported as such instead of as damaged data."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +90,14 @@ def customer_store(customer) -> StoreHandle:
     if store.wrapped_data_key:
         ring = keyring()
         if ring is None:
-            raise RuntimeError(
+            raise StoreKeyUnavailable(
                 f"The store of {customer} is encrypted but ACURA_MASTER_KEYS is not set."
             )
-        data_key = ring.unwrap(bytes(store.wrapped_data_key), store.namespace)
+        try:
+            data_key = ring.unwrap(bytes(store.wrapped_data_key), store.namespace)
+        except BlobKeyError as exc:
+            raise StoreKeyUnavailable(
+                f"The data key of {customer}'s store cannot be unwrapped with ACURA_MASTER_KEYS: "
+                f"{exc}."
+            ) from None
     return StoreHandle(store.namespace, data_key, backend())

@@ -6,16 +6,18 @@ opening a session for a disk that has one open returns that session, and chunks 
 the interruption are reported present by the missing-query.
 """
 
+from contextlib import suppress
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from protection.models import Disk, Machine
 from storage.models import SessionState, Snapshot, SnapshotState, UploadSession
-from storage.store.index import ZERO_DIGEST, Index
+from storage.store.index import ZERO_DIGEST, Index, entry_count
 
 from .chunks import UploadEntry, UploadResult, store_chunks, touch_present
 from .context import customer_store
@@ -137,10 +139,11 @@ def session_upload(session: UploadSession, entries: list[UploadEntry]) -> Upload
     _require_open(session)
     store = customer_store(session.customer)
     result = store_chunks(session.customer, store, entries, max_chunk=session.chunk_size)
+    # F() expressions: agents upload batches of one session in parallel requests.
     UploadSession.objects.for_customer(session.customer).filter(pk=session.pk).update(
-        chunks_uploaded=session.chunks_uploaded + result.stored,
-        bytes_received=session.bytes_received + result.received_bytes,
-        stored_bytes_added=session.stored_bytes_added + result.stored_bytes,
+        chunks_uploaded=F("chunks_uploaded") + result.stored,
+        bytes_received=F("bytes_received") + result.received_bytes,
+        stored_bytes_added=F("stored_bytes_added") + result.stored_bytes,
         last_activity_at=timezone.now(),
     )
     session.refresh_from_db()
@@ -172,14 +175,26 @@ def _build_index(session: UploadSession, store, request: CommitRequest):
         index = Index(session.chunk_size, request.disk_size, request.digests)
         return index, base_index, index.referenced()
     if base is None:
-        raise SessionError("This session has no base snapshot: commit the full index.")
+        raise SessionError(
+            "This session has no base snapshot: commit the full index.", code="no_base"
+        )
     if request.base_checksum != base.index_checksum:
         raise SessionError(
             "base_checksum does not match the base snapshot's index: fetch the base index "
             "again, or commit the full index.",
             code="base_mismatch",
         )
-    index = Index.apply(base_index, request.disk_size, request.changes or [])
+    changes = request.changes or []
+    # Every position of a grown disk must be listed: checked before Index.apply allocates
+    # the new size, so a huge disk_size with a short change list costs nothing.
+    grown = entry_count(base_index.chunk_size, request.disk_size) - len(base_index)
+    if grown > len(changes):
+        raise SessionError(
+            f"The disk grew by {grown} entries but only {len(changes)} changes were sent: "
+            "every new position must be listed.",
+            code="bad_index",
+        )
+    index = Index.apply(base_index, request.disk_size, changes)
     # Unchanged entries are the base's chunks, which the base snapshot keeps alive (it
     # cannot be pruned while this session is open).
     referenced = {digest for _, digest in request.changes or []}
@@ -209,6 +224,20 @@ def session_commit(session: UploadSession, request: CommitRequest) -> Snapshot:
         base_index=base_index,
     )
     zero = zero_entries(index)
+    try:
+        snapshot = _commit_snapshot(session, index, index_row, wanted, zero)
+    except Exception:
+        # The index object was written before the transaction and nothing refers to it:
+        # remove it now rather than leave it to the garbage collector (which still would).
+        with suppress(Exception):
+            store.backend.delete_object(store.namespace, index_row.object_name)
+        raise
+    session.refresh_from_db()
+    return snapshot
+
+
+def _commit_snapshot(session, index: Index, index_row, wanted: set[str], zero: int) -> Snapshot:
+    customer = session.customer
     with transaction.atomic():
         locked = UploadSession.objects.for_customer(customer).select_for_update().get(pk=session.pk)
         _require_open(locked)
@@ -240,7 +269,6 @@ def session_commit(session: UploadSession, request: CommitRequest) -> Snapshot:
         locked.snapshot = snapshot
         locked.last_activity_at = timezone.now()
         locked.save(update_fields=["state", "snapshot", "last_activity_at"])
-    session.refresh_from_db()
     return snapshot
 
 

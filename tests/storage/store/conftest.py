@@ -6,12 +6,6 @@ missing the fixture FAILS with instructions — a skipped S3 suite would hide a 
 """
 
 import secrets
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,63 +13,7 @@ import pytest
 from storage.store.backends import ChunkBackend, new_namespace
 from storage.store.backends.local import LocalBackend
 
-MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 BACKEND_KINDS = ["local-fsync", "local-nofsync", "s3"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _answers(url: str) -> bool:
-    try:
-        urllib.request.urlopen(url, timeout=1).close()
-    except urllib.error.HTTPError:
-        return True  # any HTTP answer means the server is up
-    except OSError:
-        return False
-    return True
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory):
-    """URL of a moto S3 server started for this test session (and stopped after it)."""
-    if not MOTO_SERVER.exists():
-        pytest.fail(
-            f"moto[server] is not installed ({MOTO_SERVER} missing): "
-            "run `.venv/bin/pip install -r requirements-dev.txt`",
-            pytrace=False,
-        )
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while not _answers(url):
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"moto_server exited with {proc.returncode}:\n{log_path.read_text()[-2000:]}",
-                    pytrace=False,
-                )
-            if time.monotonic() > deadline:
-                pytest.fail(f"moto_server did not answer on {url} within 30 s", pytrace=False)
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def make_s3_backend(endpoint: str, bucket: str | None = None, prefix: str = "store/"):
