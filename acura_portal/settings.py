@@ -172,6 +172,8 @@ STORE_CHUNK_SIZE = env_int("ACURA_CHUNK_SIZE", 1024 * 1024)
 STORE_GC_GRACE_HOURS = env_int("ACURA_GC_GRACE_HOURS", 24)
 STORE_SESSION_EXPIRY_HOURS = env_int("ACURA_SESSION_EXPIRY_HOURS", 48)
 STORE_MAX_UPLOAD_BYTES = env_int("ACURA_MAX_UPLOAD_BYTES", 64 * 1024 * 1024)
+# A raw full index is 32 bytes a chunk: 512 MiB covers a 16 TiB disk at 1 MiB chunks.
+STORE_MAX_INDEX_BYTES = env_int("ACURA_MAX_INDEX_BYTES", 512 * 1024 * 1024)
 STORE_MAX_DIGESTS_PER_QUERY = env_int("ACURA_MAX_DIGESTS_PER_QUERY", 10000)
 
 # --- Celery -----------------------------------------------------------------------------

@@ -1,13 +1,32 @@
 """Store throughput: ingest, 1 % incremental and restore, in-process and through the HTTP API.
 
-Usage: .venv/bin/python bench/store.py [--size 1G] [--chunk-size 1M] [--threads 2]
-       [--skip-http] [--fsync] [--encrypt] [--study [--study-size 256M]]
+Usage: .venv/bin/python bench/store.py [--size 1G] [--chunk-size 1M] [--threads 2] [--repeat 2]
+       [--skip-http] [--fsync] [--encrypt] [--tmp DIR] [--study | --study-only] [--study-size 256M]
 
-Generates a disk image (40 % zeros, 30 % text-like, 30 % random, in runs of 64 KiB-8 MiB like a
-filesystem; seeded), then prints MB/s per phase beside the one-core limit: a tight
-single-thread SHA-256 + zstd-1 loop over the same data in chunk-size pieces. "x limit" is the
-ratio to that limit (the issue's targets: >= 0.7 on one thread, >= 1.3 with worker threads).
-MB/s are image bytes (10^6) per second. Restores are checked bit-exact by SHA-256.
+Generates a disk image (40 % zeros, 30 % text-like, 30 % random, in seeded runs of 64 KiB-8 MiB
+like a filesystem) and a copy with 1 % overwritten in 256 KiB runs, then prints one row per
+phase (MB/s = image bytes, 10^6, per second). Nothing is asserted: the machine is shared.
+
+- one-core limit: a tight single-thread SHA-256 + zstd-1 loop over the same chunks (read
+  beforehand). "x limit" is a phase's ratio to it (the issue's targets: >= 0.7 on one thread,
+  >= 1.3 with the worker threads); "x nz" is the ratio to the same loop over the non-zero chunks
+  only, i.e. to the work ingest really does (zero chunks are recognised by a memcmp).
+- in-process: the store library (storage.store) as agent and server together: read (pread),
+  skip zero chunks, hash, skip digests already stored, encode_blob + LocalBackend.put_chunk,
+  build the index and write it (full, or the planned delta). Threads take 16 MiB batches.
+  Restore: materialize the index chain, decode (CRC, digest) every chunk, write a sparse file.
+- HTTP: ``manage.py serve --no-demo`` in its own data folder (SQLite), and in this process an
+  agent: per ~32 MiB of image, hash, ask which digests are missing (<= 10,000 a query), upload
+  those zstd-1 compressed in one batch; then commit the full index, or the delta against the
+  base. Restore: the image endpoint as one stream, and as N parallel Range requests.
+  "wire MiB" is every request body; in-process it is the chunk records an agent would send.
+- Restores are checked bit-exact (SHA-256 of the written file against the image).
+- --study: per chunk size (256 KiB-4 MiB), ingest speed, bytes sent for daily 1 % changes and
+  the index cost of a 1 TiB disk; the figures behind STORE_CHUNK_SIZE.
+
+Data lives in /dev/shm when it has room: on this VM's disk the page-cache writeback (~350 MB/s
+sustained, using CPU) would be measured instead of the store; --tmp DIR measures a disk.
+fsync is off unless --fsync (the server's default is on: that measures the disk too).
 """
 
 import argparse
@@ -304,33 +323,58 @@ def forget(store: Store, result: Result) -> None:
     store.backend.delete_object(store.ns, result.names[-1])
 
 
-def restore(store: Store, snap: Result, out: Path, threads: int) -> float:
-    """Materialize the index chain, decode (CRC, digest) every chunk, write the image
-    (zero chunks are skipped: the output file is sparse). Returns seconds."""
+class Output:
+    """The restore target: allocated once, then overwritten in place by every restore.
+
+    (Truncating and rewriting it would measure this VM's cost of fresh memory pages, up to
+    2.6 ms per MiB, not the restore.) ``scribble`` marks every 64 KiB block before a restore,
+    so a block the restore does not write fails the SHA-256 check."""
+
+    def __init__(self, path: Path, size: int):
+        self.path, self.size = path, size
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.posix_fallocate(self.fd, 0, size)
+
+    def scribble(self) -> int:
+        for offset in range(0, self.size, 64 * KiB):
+            os.pwrite(self.fd, b"\xa5" * 16, offset)
+        return self.fd
+
+    def check(self, image: Image) -> str:
+        if file_sha256(self.path) == image.sha256:
+            return "ok"
+        print(f"!! restored image differs from {image.path.name}", file=sys.stderr)
+        return "FAIL"
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def restore(store: Store, snap: Result, fd: int, threads: int) -> float:
+    """Materialize the index chain, decode (CRC, digest) every chunk and write the image to
+    ``fd`` (zero chunks too, as onto a disk). Returns seconds."""
     started = time.perf_counter()
     chain = [decode_index_file(store.backend.get_object(store.ns, n)) for n in snap.names]
     index = materialize(chain, expected_checksum=snap.index.checksum())
     cs = index.chunk_size
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.ftruncate(fd, index.disk_size)
+    zeros = memoryview(bytes(cs))
 
-        def work(positions):
-            for i in positions:
-                digest = index[i]
-                if digest != ZERO_DIGEST:
-                    raw = store.backend.get_chunk(store.ns, digest.hex())
-                    data = decode_blob(raw, digest, key=store.key, max_size=cs)
-                    if os.pwrite(fd, data, i * cs) != len(data):
-                        raise OSError("short write")
+    def work(positions):
+        for i in positions:
+            digest = index[i]
+            if digest == ZERO_DIGEST:
+                data = zeros[: index.entry_range(i)[1]]
+            else:
+                raw = store.backend.get_chunk(store.ns, digest.hex())
+                data = decode_blob(raw, digest, key=store.key, max_size=cs)
+            if os.pwrite(fd, data, i * cs) != len(data):
+                raise OSError("short write")
 
-        if threads == 1:
-            work(range(len(index)))
-        else:
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(work, groups_of(len(index), max(1, BATCH_BYTES // cs))))
-    finally:
-        os.close(fd)
+    if threads == 1:
+        work(range(len(index)))
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, groups_of(len(index), max(1, BATCH_BYTES // cs))))
     return time.perf_counter() - started
 
 
@@ -351,7 +395,7 @@ print(json.dumps({{"machine": machine.pk, "disk": disk.key, "token": token}}))
 
 @contextlib.contextmanager
 def running_server(tmp: Path, cs: int, fsync: bool, encrypt: bool, size: int):
-    """``manage.py serve --no-demo`` in its own data folder; yields (port, ids)."""
+    """``manage.py serve --no-demo`` in its own data folder; yields (port, ids, pid)."""
     from tests.e2e_support import Process, free_port, isolated_env, manage, wait_http_ok
 
     with isolated_env(tmp) as env:
@@ -367,12 +411,31 @@ def running_server(tmp: Path, cs: int, fsync: bool, encrypt: bool, size: int):
             done = manage(["shell", "-v", "0", "-c", SETUP.format(size=size)], env)
             if done.returncode:
                 raise RuntimeError(f"setup failed:\n{done.stderr[-3000:]}")
-            yield port, json.loads(done.stdout.strip().splitlines()[-1])
+            yield port, json.loads(done.stdout.strip().splitlines()[-1]), server.proc.pid
         except BaseException:
             print(server.output[-3000:], file=sys.stderr)
             raise
         finally:
             server.stop()
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) used so far by process ``root`` and its descendants."""
+    tick, parents, cpu = os.sysconf("SC_CLK_TCK"), {}, {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents.setdefault(int(fields[1]), []).append(int(entry))
+            cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo += parents.get(pid, [])
+    return total
 
 
 class Api:
@@ -491,38 +554,31 @@ def http_ingest(api: Api, ids: dict, image: Image, cs: int, threads: int, base: 
     return result
 
 
-def http_restore(api: Api, snapshot_id: str, size: int, out: Path, threads: int) -> float:
+def http_restore(api: Api, snapshot_id: str, size: int, fd: int, threads: int) -> float:
     """GET the raw image (one stream, or ``threads`` parallel Range requests), write it."""
     started = time.perf_counter()
     path = f"/api/v1/agent/snapshots/{snapshot_id}/image/"
-    with open(out, "wb") as f:
-        f.truncate(size)
-    fd = os.open(out, os.O_WRONLY)
-    try:
 
-        def fetch(span: range) -> None:
-            headers = {} if span.start == 0 and span.stop == size else None
-            if headers is None:
-                headers = {"Range": f"bytes={span.start}-{span.stop - 1}"}
-            response = api.send("GET", path, headers=headers)
-            if response.status not in (200, 206):
-                raise RuntimeError(f"GET {path}: {response.status} {response.read()[:500]!r}")
-            buf, offset = bytearray(MiB), span.start
-            view = memoryview(buf)
-            while n := response.readinto(buf):
-                os.pwrite(fd, view[:n], offset)
-                offset += n
-            if offset != span.stop:
-                raise RuntimeError(f"image ended at {offset}, expected {span.stop}")
+    def fetch(span: range) -> None:
+        whole = span.start == 0 and span.stop == size
+        headers = {} if whole else {"Range": f"bytes={span.start}-{span.stop - 1}"}
+        response = api.send("GET", path, headers=headers)
+        if response.status not in (200, 206):
+            raise RuntimeError(f"GET {path}: {response.status} {response.read()[:500]!r}")
+        buf, offset = bytearray(MiB), span.start
+        view = memoryview(buf)
+        while n := response.readinto(buf):
+            os.pwrite(fd, view[:n], offset)
+            offset += n
+        if offset != span.stop:
+            raise RuntimeError(f"image ended at {offset}, expected {span.stop}")
 
-        if threads == 1:
-            fetch(range(size))
-        else:
-            step = max(MiB, -(-size // (threads * 4)) // MiB * MiB)
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(fetch, [range(s, min(size, s + step)) for s in range(0, size, step)]))
-    finally:
-        os.close(fd)
+    if threads == 1:
+        fetch(range(size))
+    else:
+        step = max(MiB, -(-size // (threads * 4)) // MiB * MiB)
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(fetch, [range(s, min(size, s + step)) for s in range(0, size, step)]))
     return time.perf_counter() - started
 
 
@@ -551,15 +607,7 @@ class Table:
         print(f"{line} {wire} {check:>5}", flush=True)
 
 
-def checked(out: Path, image: Image) -> str:
-    ok = file_sha256(out) == image.sha256
-    out.unlink()
-    if not ok:
-        print(f"!! restored image differs from {image.path.name}", file=sys.stderr)
-    return "ok" if ok else "FAIL"
-
-
-def in_process(args, tmp: Path, cs: int, table: Table, images: tuple[Image, Image]):
+def in_process(args, tmp: Path, cs: int, table: Table, images: tuple[Image, Image], out: Output):
     """Full ingest, incremental and restores through the store library; best of --repeat."""
     base_img, changed_img = images
     threads, key = args.threads, new_data_key() if args.encrypt else None
@@ -582,34 +630,51 @@ def in_process(args, tmp: Path, cs: int, table: Table, images: tuple[Image, Imag
         table.row("in-process 1 % incremental (hash all)", n, incr.seconds, incr, ratio=True)
         snaps[n] = (store, full, incr)
     store, full, incr = snaps[1]
-    out = tmp / "restored.img"
     for n in sorted({1, threads}):
         for label, snap, image in (("base", full, base_img), ("changed", incr, changed_img)):
-            seconds = min(restore(store, snap, out, n) for _ in range(args.repeat))
-            table.row(f"in-process restore {label}", n, seconds, check=checked(out, image))
+            seconds = min(restore(store, snap, out.scribble(), n) for _ in range(args.repeat))
+            table.row(f"in-process restore {label}", n, seconds, check=out.check(image))
     return full, incr
 
 
-def over_http(args, tmp: Path, cs: int, table: Table, images: tuple[Image, Image]):
-    """The same against ``manage.py serve``: one run each (the server keeps its state)."""
+def over_http(args, tmp: Path, cs: int, table: Table, images: tuple[Image, Image], out: Output):
+    """The same against ``manage.py serve``: one run each (the server keeps its state).
+    Also returns the CPU seconds of each phase: the server's (web, worker, beat) and the
+    agent's (this process), since both share this machine's cores."""
     base_img, changed_img = images
-    threads, out = args.threads, tmp / "restored.img"
+    threads, cpu = args.threads, []
     with running_server(tmp / "server", cs, args.fsync, args.encrypt, base_img.size) as (
         port,
         ids,
+        pid,
     ):
         api = Api(port, ids["token"])
-        full = http_ingest(api, ids, base_img, cs, threads, None)
+
+        def measured(label, fn, *fn_args):
+            server, agent = tree_cpu(pid), time.process_time()
+            result = fn(*fn_args)
+            cpu.append((label, tree_cpu(pid) - server, time.process_time() - agent))
+            return result
+
+        full = measured("full ingest", http_ingest, api, ids, base_img, cs, threads, None)
         table.row("HTTP full ingest", threads, full.seconds, full, ratio=True)
-        incr = http_ingest(api, ids, changed_img, cs, threads, full)
+        incr = measured("incremental", http_ingest, api, ids, changed_img, cs, threads, full)
         table.row("HTTP 1 % incremental (hash all)", threads, incr.seconds, incr, ratio=True)
         for n in sorted({1, threads}):
             for label, snap, image in (("base", full, base_img), ("changed", incr, changed_img)):
-                seconds = http_restore(api, snap.names[0], base_img.size, out, n)
                 how = "1 stream" if n == 1 else f"{n} x Range"
-                table.row(f"HTTP restore {label} ({how})", n, seconds, check=checked(out, image))
+                seconds = measured(
+                    f"restore {label} ({how})",
+                    http_restore,
+                    api,
+                    snap.names[0],
+                    base_img.size,
+                    out.scribble(),
+                    n,
+                )
+                table.row(f"HTTP restore {label} ({how})", n, seconds, check=out.check(image))
         api.close()
-    return full, incr
+    return full, incr, cpu
 
 
 def run_main(args, tmp: Path, cs: int) -> None:
@@ -631,12 +696,14 @@ def run_main(args, tmp: Path, cs: int) -> None:
     nz_limit_s = min(one_core_limit(images[0], cs, nonzero=True) for _ in range(args.repeat))
     table = Table(size, limit_s, nz_limit_s)
     table.row("one-core limit: SHA-256 + zstd-1, all chunks", 1, limit_s)
-    table.row("  same loop, non-zero chunks only", 1, nz_limit_s, ratio=True)
+    table.row("  same loop, non-zero chunks only", 1, nz_limit_s)
     if threads > 1:
         runs = (one_core_limit(images[0], cs, threads=threads) for _ in range(args.repeat))
         table.row("  same loop, all chunks, N threads", threads, min(runs), ratio=True)
-    full, incr = in_process(args, tmp, cs, table, images)
-    http = None if args.skip_http else over_http(args, tmp, cs, table, images)
+    out = Output(tmp / "restored.img", size)
+    full, incr = in_process(args, tmp, cs, table, images, out)
+    http = None if args.skip_http else over_http(args, tmp, cs, table, images, out)
+    out.close()
     zero = _zero_entries(full.index)
     print(
         f"\nnon-zero chunks {len(full.index) - zero} of {len(full.index)}; stored: full "
@@ -649,8 +716,13 @@ def run_main(args, tmp: Path, cs: int) -> None:
         print(
             f"HTTP request bodies: full {mib(http[0].wire)} MiB, incremental "
             f"{mib(http[1].wire)} MiB; server stored {mib(http[0].stored)} + "
-            f"{mib(http[1].stored)} MiB"
+            f"{mib(http[1].stored)} MiB\n"
+            f"HTTP CPU seconds, server (web + worker + beat) / agent (this process), and image "
+            f"MB/s per server core:"
         )
+        for label, server, agent in http[2]:
+            per_core = size / server / 1e6 if server else 0
+            print(f"  {label:28} {server:6.2f} / {agent:5.2f} s   {per_core:6.0f} MB/s a core")
     for image in images:
         image.close()
 
@@ -663,6 +735,7 @@ def _zero_entries(index: Index) -> int:
 
 STUDY_SIZES = (256 * KiB, 512 * KiB, MiB, 2 * MiB, 4 * MiB)
 DELTA_CHAIN = 16  # storage.store.index.DELTA_MAX_DEPTH: a full index every 17 snapshots
+STUDY_DAYS = 4
 
 
 def _delta_file_size(cs: int, disk: int, changes: int, rng: random.Random) -> int:
@@ -676,62 +749,98 @@ def _delta_file_size(cs: int, disk: int, changes: int, rng: random.Random) -> in
     return len(encode_index_file(delta))
 
 
+def _study_http(args, tmp: Path, cs: int, images: list[Image]) -> tuple[float, list[int]]:
+    """HTTP full ingest MB/s and the request bytes of each following day's replication."""
+    with running_server(tmp / f"server-{cs}", cs, args.fsync, False, images[0].size) as (
+        port,
+        ids,
+        _pid,
+    ):
+        api = Api(port, ids["token"])
+        snap = http_ingest(api, ids, images[0], cs, args.threads, None)
+        rate, wire = images[0].size / snap.seconds / 1e6, []
+        for image in images[1:]:
+            snap = http_ingest(api, ids, image, cs, args.threads, snap)
+            wire.append(snap.wire)
+        api.close()
+    shutil.rmtree(tmp / f"server-{cs}")
+    return rate, wire
+
+
 def run_study(args, tmp: Path) -> None:
+    """Per chunk size: ingest speed, and what STUDY_DAYS daily 1 % changes (256 KiB runs, each
+    day on top of the previous) cost on the wire and in index bytes, scaled to a 1 TiB disk."""
     size = args.study_size
-    base_path, changed_path = tmp / "study-0.img", tmp / "study-1.img"
-    generate_image(base_path, size, args.seed)
-    apply_change(base_path, changed_path, size, args.seed + 1)
-    base_img, changed_img = Image(base_path), Image(changed_path)
+    paths = [tmp / f"study-{day}.img" for day in range(STUDY_DAYS + 1)]
+    generate_image(paths[0], size, args.seed)
+    for day in range(1, STUDY_DAYS + 1):
+        apply_change(paths[day - 1], paths[day], size, args.seed + day)
+    images = [Image(path) for path in paths]
     rng = random.Random(args.seed)
+    http = "skipped" if args.skip_http else f"{args.threads} threads"
     print(
-        f"\nchunk-size study: {mib(size)} MiB image, 1 % change in 256 KiB runs; index figures "
-        f"for a 1 TiB disk (full: 32 B per entry; delta: measured change rate, encoded)"
+        f"\nchunk-size study: {mib(size)} MiB image, then {STUDY_DAYS} days of 1 % change in "
+        f"256 KiB runs (each day on the previous one)\n"
+        f"  limit, ingest: one thread; HTTP: full ingest, {http}; per day: index entries "
+        f"changed, bytes sent (HTTP bodies, or estimated)\n"
+        f"  1 TiB disk: chunks (objects, catalog rows) per TiB of data; full index (32 B an "
+        f"entry); one day's delta (encoded);\n"
+        f"  average index bytes per daily snapshot (a full index every {DELTA_CHAIN + 1}); "
+        f"bytes sent a day"
     )
     head = (
-        f"{'chunk':>6} {'limit MB/s':>10} {'ingest MB/s':>11} {'x limit':>7} {'changed':>7} "
-        f"{'wire KiB':>9} {'full idx MiB':>12} {'delta idx KiB':>13} {'avg idx/snap KiB':>16} "
-        f"{'wire/day 1TiB MiB':>17}"
+        f"{'chunk':>6} {'limit':>6} {'ingest':>6} {'x lim':>5} {'HTTP':>5} {'chg/day':>7} "
+        f"{'sent/day':>9} | {'chunks':>9} {'full idx':>9} {'delta':>9} {'avg idx':>9} "
+        f"{'sent/day':>9}"
+    )
+    units = (
+        f"{'':>6} {'MB/s':>6} {'MB/s':>6} {'':>5} {'MB/s':>5} {'':>7} {'KiB':>9} | "
+        f"{'per TiB':>9} {'MiB':>9} {'KiB':>9} {'KiB':>9} {'GiB':>9}"
     )
     print(head)
+    print(units)
     print("-" * len(head))
-    figures = []
     for cs in STUDY_SIZES:
-        limit_s = min(one_core_limit(base_img, cs) for _ in range(2))
-        runs = []
-        for _ in range(2):  # best of two: the machine is shared
-            store = Store(LocalBackend(tmp / f"study-{cs}", fsync=args.fsync), None)
-            full = ingest(store, base_img, cs, 1)
-            runs.append((full, ingest(store, changed_img, cs, 1, base=full)))
-            shutil.rmtree(tmp / f"study-{cs}")
-        best = min(runs, key=lambda run: run[0].seconds)
-        full, incr = best
-        changes = len(incr.index.changes_from(full.index))
-        # Agent wire bytes: chunk records + missing-query (~68 B per digest) + delta commit
-        # (base64 of 40 B per change).
-        wire = incr.wire + changes * 68 + -(-changes * 40 // 3) * 4
-        entries_tib = TiB // cs
-        full_tib = entries_tib * 32 + 101  # header 69 + trailer 32; digests do not compress
-        delta_tib = _delta_file_size(cs, TiB, round(entries_tib * changes / len(full.index)), rng)
+        limit_s = min(one_core_limit(images[0], cs) for _ in range(args.repeat))
+        store = Store(LocalBackend(tmp / f"study-{cs}", fsync=args.fsync), None)
+
+        def wipe(_result, store=store):
+            shutil.rmtree(store.backend.root / store.ns)
+            store.known.clear()
+
+        snap = repeated(args.repeat, partial(ingest, store, images[0], cs, 1), wipe)
+        seconds, changes, wire = snap.seconds, [], []
+        for image in images[1:]:
+            new = ingest(store, image, cs, 1, base=snap)
+            changes.append(len(new.index.changes_from(snap.index)))
+            # chunk records + missing-query (~68 B a digest) + delta commit (base64 of 40 B)
+            wire.append(new.wire + changes[-1] * 68 + -(-changes[-1] * 40 // 3) * 4)
+            snap = new
+        shutil.rmtree(tmp / f"study-{cs}")
+        rate = "     -"
+        if not args.skip_http:
+            http_rate, wire = _study_http(args, tmp, cs, images)
+            rate = f"{http_rate:5.0f}"
+        per_day, sent = sum(changes) / len(changes), sum(wire) / len(wire)
+        entries = TiB // cs
+        full_tib = entries * 32 + 101  # header 69 + trailer 32; digests do not compress
+        delta_tib = _delta_file_size(cs, TiB, round(entries * per_day / len(snap.index)), rng)
         average = (full_tib + DELTA_CHAIN * delta_tib) / (DELTA_CHAIN + 1)
-        wire_day = wire * TiB / size
-        rate = size / full.seconds / 1e6
         print(
-            f"{cs // KiB:>5}K {size / limit_s / 1e6:10.0f} {rate:11.0f} "
-            f"{limit_s / full.seconds:7.2f} {changes:7d} {wire / KiB:9.0f} "
-            f"{full_tib / MiB:12.1f} {delta_tib / KiB:13.0f} {average / KiB:16.0f} "
-            f"{wire_day / MiB:17.0f}",
+            f"{cs // KiB:>5}K {size / limit_s / 1e6:6.0f} {size / seconds / 1e6:6.0f} "
+            f"{limit_s / seconds:5.2f} {rate:>5} {per_day:7.1f} {sent / KiB:9.0f} | "
+            f"{entries:9,d} {full_tib / MiB:9.1f} {delta_tib / KiB:9.0f} "
+            f"{average / KiB:9.0f} {sent * TiB / size / GiB:9.2f}",
             flush=True,
         )
-        figures.append((cs, rate, wire_day + average))
-    fastest = max(rate for _, rate, _ in figures)
-    fit = [f for f in figures if f[1] >= 0.9 * fastest]
-    cs, _, cost = min(fit, key=lambda f: f[2])
-    print(
-        f"suggested default: {cs // KiB} KiB (least wire + index bytes per daily 1 % snapshot of "
-        f"a 1 TiB disk, {mib(cost)} MiB, among sizes within 10 % of the fastest ingest)"
-    )
-    base_img.close()
-    changed_img.close()
+    # A full-index commit is one JSON body of at most STORE_MAX_UPLOAD_BYTES: base64 of 32 B an
+    # entry. That caps the disk a first (full) snapshot can describe.
+    limit = django_settings().STORE_MAX_UPLOAD_BYTES
+    entries = (limit - 1024) * 3 // 4 // 32
+    caps = ", ".join(f"{cs // KiB}K: {entries * cs / GiB:,.0f} GiB" for cs in STUDY_SIZES)
+    print(f"largest disk a full-index commit fits ({mib(limit)} MiB JSON body): {caps}")
+    for image in images:
+        image.close()
 
 
 def work_dir(args) -> str | None:
@@ -747,11 +856,12 @@ def work_dir(args) -> str | None:
     return None
 
 
-def default_chunk_size() -> int:
+def django_settings():
+    """The portal's settings (read, not set up: the library part needs no Django)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "acura_portal.settings")
     from django.conf import settings
 
-    return settings.STORE_CHUNK_SIZE
+    return settings
 
 
 def main():
@@ -774,7 +884,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="acura-bench-store-", dir=work_dir(args)) as name:
         tmp = Path(name)
         os.environ.setdefault("ACURA_DATA_DIR", str(tmp / "settings-data"))
-        cs = args.chunk_size or default_chunk_size()
+        cs = args.chunk_size or django_settings().STORE_CHUNK_SIZE
         if not args.study_only:
             run_main(args, tmp, cs)
         if args.study or args.study_only:

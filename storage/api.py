@@ -281,15 +281,31 @@ class UploadSessionViewSet(AgentApiMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(
         summary="Commit the snapshot",
-        request=CommitSerializer,
+        description="JSON: the full index or the base's checksum plus the changed entries. "
+        "For large disks the full index may instead be sent raw: `Content-Type: "
+        "application/octet-stream`, the concatenated 32-byte digests as the body and "
+        "`?disk_size=N` (no base64; limit `ACURA_MAX_INDEX_BYTES`, 512 MiB = 16 TiB at 1 MiB "
+        "chunks).",
+        request={
+            "application/json": CommitSerializer,
+            "application/octet-stream": OpenApiTypes.BINARY,
+        },
+        parameters=[
+            OpenApiParameter(
+                "disk_size", OpenApiTypes.INT, description="With a raw (binary) index body."
+            )
+        ],
         responses={201: SnapshotSerializer, **error_responses(*AGENT_ERRORS, 409, 413)},
     )
     @action(detail=True, methods=["post"])
     def commit(self, request, pk=None):
         session = self.get_object()
-        data = CommitSerializer(data=read_json(request, settings.STORE_MAX_UPLOAD_BYTES))
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
+        if request.content_type.startswith("application/octet-stream"):
+            values = self._raw_full_index(request)
+        else:
+            data = CommitSerializer(data=read_json(request, settings.STORE_MAX_UPLOAD_BYTES))
+            data.is_valid(raise_exception=True)
+            values = data.validated_data
         commit = session_services.CommitRequest(
             disk_size=values["disk_size"],
             digests=values.get("digests"),
@@ -298,6 +314,17 @@ class UploadSessionViewSet(AgentApiMixin, mixins.RetrieveModelMixin, viewsets.Ge
         )
         snapshot = service_call(session_services.session_commit, session, commit)
         return Response(SnapshotSerializer(snapshot).data, status=status.HTTP_201_CREATED)
+
+    def _raw_full_index(self, request) -> dict:
+        raw_size = request.query_params.get("disk_size", "")
+        if not raw_size.isdigit() or len(raw_size) > 19:
+            raise serializers.ValidationError(
+                {"disk_size": "Give ?disk_size=N (bytes) with a raw index body."}
+            )
+        digests = read_body(request, settings.STORE_MAX_INDEX_BYTES)
+        if len(digests) % 32:
+            raise serializers.ValidationError({"index": "Length is not a multiple of 32."})
+        return {"disk_size": int(raw_size), "digests": digests}
 
     @extend_schema(
         summary="Abort the session",

@@ -171,3 +171,27 @@ def test_abort_closes_the_session(agent, customer):
     assert again.status_code == 409
     assert "aborted" in again.json()["error"]["message"]
     assert agent.open(disk).status_code == 201  # a new session
+
+
+def test_full_index_can_be_committed_raw_for_large_disks(agent, customer, settings):
+    """A raw binary index (32 bytes a chunk, no base64) has its own, larger limit."""
+    disk = make_disk(customer)
+    data = disk_image(9)
+    session = agent.open(disk).json()
+    chunks = [c for c in split(data) if c.strip(b"\0")]
+    agent.upload(session["id"], chunks)
+    index = b"".join(digest_of(c) for c in split(data))
+    url = f"/api/v1/agent/upload-sessions/{session['id']}/commit/"
+    settings.STORE_MAX_INDEX_BYTES = len(index) - 1
+    too_big = agent.client.generic(
+        "POST", f"{url}?disk_size={len(data)}", index, "application/octet-stream"
+    )
+    assert too_big.status_code == 413
+    settings.STORE_MAX_INDEX_BYTES = len(index)
+    no_size = agent.client.generic("POST", url, index, "application/octet-stream")
+    assert no_size.status_code == 400 and "disk_size" in no_size.json()["error"]["details"]
+    response = agent.client.generic(
+        "POST", f"{url}?disk_size={len(data)}", index, "application/octet-stream"
+    )
+    assert response.status_code == 201, response.content
+    assert read_stream(agent.image(response.json()["id"])) == data
