@@ -6,7 +6,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from storage.services.gc import collect_garbage
-from tenants.models import Customer
+from tenants.commands import customer_from_option
 
 
 class Command(BaseCommand):
@@ -24,11 +24,7 @@ class Command(BaseCommand):
     def handle(self, *args, grace_hours=None, customer=None, **options):
         if grace_hours is not None and grace_hours < 0:
             raise CommandError("--grace-hours must be 0 or more.")
-        target = None
-        if customer:
-            target = Customer.objects.filter(slug=customer).first()
-            if target is None:
-                raise CommandError(f"No customer with the slug {customer!r}.")
+        target = customer_from_option(customer)
         summary = collect_garbage(grace_hours=grace_hours, customer=target)
         self.stdout.write(
             f"Collected {summary['customers']} store(s): {summary['swept_chunks']} chunks, "

@@ -7,7 +7,7 @@ kept. The agents release replaces these keys with enrolled agent credentials.
 from django.core.management.base import BaseCommand, CommandError
 
 from storage.auth import api_key_create
-from tenants.models import Customer
+from tenants.commands import customer_from_option
 
 
 class Command(BaseCommand):
@@ -23,9 +23,7 @@ class Command(BaseCommand):
             raise CommandError("--name must not be empty.")
         if len(name) > 100:
             raise CommandError("--name must be at most 100 characters.")
-        target = Customer.objects.filter(slug=customer).first()
-        if target is None:
-            raise CommandError(f"No customer with the slug {customer!r}.")
+        target = customer_from_option(customer)
         if not target.is_active:
             raise CommandError(f"Customer {customer!r} is inactive; its keys would be refused.")
         key, token = api_key_create(target, name)

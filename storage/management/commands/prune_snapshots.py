@@ -6,7 +6,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from storage.services.prune import prune_all
-from tenants.models import Customer
+from tenants.commands import customer_from_option
 
 
 class Command(BaseCommand):
@@ -21,9 +21,7 @@ class Command(BaseCommand):
     def handle(self, *args, customer=None, dry_run=False, **options):
         customers = None
         if customer:
-            target = Customer.objects.filter(slug=customer).first()
-            if target is None:
-                raise CommandError(f"No customer with the slug {customer!r}.")
+            target = customer_from_option(customer)
             customers = [target]
 
         def report(target, part):

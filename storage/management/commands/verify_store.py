@@ -8,7 +8,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from storage.services.verify import verify_store
-from tenants.models import Customer
+from tenants.commands import customer_from_option
 
 
 class Command(BaseCommand):
@@ -26,11 +26,7 @@ class Command(BaseCommand):
     def handle(self, *args, customer=None, sample=100.0, **options):
         if not 0 < sample <= 100:
             raise CommandError("--sample must be a percentage above 0 and at most 100.")
-        target = None
-        if customer:
-            target = Customer.objects.filter(slug=customer).first()
-            if target is None:
-                raise CommandError(f"No customer with the slug {customer!r}.")
+        target = customer_from_option(customer)
         summary = verify_store(customer=target, sample_percent=sample)
         self.stdout.write(
             f"Verified {summary['chunks_checked']} chunks of {summary['customers']} customer(s): "
