@@ -169,6 +169,14 @@ STORE_FSYNC = env_bool("ACURA_STORE_FSYNC", True)
 # with it and chunks encrypted. Empty: chunks are stored unencrypted.
 STORE_MASTER_KEYS = env_str("ACURA_MASTER_KEYS")
 STORE_CHUNK_SIZE = env_int("ACURA_CHUNK_SIZE", 1024 * 1024)
+if not (
+    64 * 1024 <= STORE_CHUNK_SIZE <= 64 * 1024 * 1024
+    and STORE_CHUNK_SIZE & (STORE_CHUNK_SIZE - 1) == 0
+):
+    raise ConfigError(
+        f"ACURA_CHUNK_SIZE={STORE_CHUNK_SIZE} must be a power of two from 65536 (64 KiB) "
+        f"to 67108864 (64 MiB)"
+    )
 STORE_GC_GRACE_HOURS = env_int("ACURA_GC_GRACE_HOURS", 24)
 STORE_SESSION_EXPIRY_HOURS = env_int("ACURA_SESSION_EXPIRY_HOURS", 48)
 STORE_MAX_UPLOAD_BYTES = env_int("ACURA_MAX_UPLOAD_BYTES", 64 * 1024 * 1024)

@@ -1,12 +1,10 @@
 """Display formats of the protection pages: disk sizes in GiB and replication settings."""
 
-from datetime import time
-
 from django import template
 
-register = template.Library()
+from protection.inheritance import display_value
 
-WEEKDAYS = {1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat", 7: "Sun"}
+register = template.Library()
 
 
 @register.filter
@@ -29,38 +27,10 @@ def mib_as_gib(size_mb) -> str:
     return f"{size_mb / 1024:g} GiB"
 
 
-def _every(minutes: int) -> str:
-    for unit, size in (("day", 1440), ("hour", 60)):
-        if minutes % size == 0:
-            n = minutes // size
-            return f"every {n} {unit}{'s' if n != 1 else ''}"
-    return f"every {minutes} minutes"
-
-
-def _clock(value: time) -> str:
-    return value.strftime("%H:%M")
-
-
 @register.filter
 def setting_value(value, name: str) -> str:
-    """One effective replication setting in words, e.g. ``every 2 hours``."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    if name == "interval_minutes":
-        return _every(int(value))
-    if name == "window":
-        start, end = value
-        return f"{_clock(start)}\N{EN DASH}{_clock(end)}"
-    if name == "window_days":
-        days = sorted(int(d) for d in value)
-        if days == list(WEEKDAYS):
-            return "every day"
-        return ", ".join(WEEKDAYS.get(d, str(d)) for d in days) or "no day"
-    if name == "bandwidth_limit_mbps":
-        return f"{value} Mbit/s" if value else "unlimited"
-    return str(value)
+    """One effective replication setting in words (the settings pages' own wording)."""
+    return display_value(name, value)
 
 
 @register.filter

@@ -16,17 +16,19 @@ from django.utils import timezone
 from storage.models import Chunk, QuarantinedChunk
 from storage.store.blob import decompress_bounded, is_zero
 from storage.store.errors import BlobCorrupt
+from storage.store.index import ZERO_DIGEST
 
 from .context import StoreHandle
 
-ZERO_DIGEST_HEX = "0" * 64
+ZERO_DIGEST_HEX = ZERO_DIGEST.hex()
 QUERY_BATCH = 900  # below SQLite's default host-parameter limit, with room for the scope
 
 
-def touch_present(customer, digests: Iterable[str]) -> set[str]:
-    """Mark the given digests as seen now; return those the customer's store has.
+def present_digests(customer, digests: Iterable[str], *, touch: bool = False) -> set[str]:
+    """Those of ``digests`` the customer's store has; with ``touch``, also mark them seen now
+    (in one transaction, so a concurrent sweep cannot take them afterwards).
 
-    Sweeping rows count as missing and are not touched: their blob may be gone already.
+    Sweeping rows count as missing and are never touched: their blob may be gone already.
     """
     wanted = sorted(set(digests) - {ZERO_DIGEST_HEX})
     present: set[str] = set()
@@ -35,9 +37,15 @@ def touch_present(customer, digests: Iterable[str]) -> set[str]:
         for start in range(0, len(wanted), QUERY_BATCH):
             batch = wanted[start : start + QUERY_BATCH]
             rows = Chunk.objects.for_customer(customer).filter(digest__in=batch, sweeping=False)
-            rows.update(last_seen_at=now)
+            if touch:
+                rows.update(last_seen_at=now)
             present.update(rows.values_list("digest", flat=True))
     return present
+
+
+def touch_present(customer, digests: Iterable[str]) -> set[str]:
+    """Mark the given digests as seen now; return those the customer's store has."""
+    return present_digests(customer, digests, touch=True)
 
 
 @dataclass
@@ -48,6 +56,7 @@ class UploadResult:
     received_bytes: int = 0
     failed: list[dict] = field(default_factory=list)
     revived: list[str] = field(default_factory=list)
+    repaired: int = 0  # quarantined digests this batch brought back
 
 
 @dataclass(frozen=True)
@@ -140,7 +149,9 @@ def store_chunks(
             ).update(last_seen_at=now)
         repaired = [row.digest for row in new_rows] + result.revived
         if repaired:
-            QuarantinedChunk.objects.for_customer(customer).filter(
-                digest__in=repaired, repaired_at__isnull=True
-            ).update(repaired_at=now)
+            result.repaired = (
+                QuarantinedChunk.objects.for_customer(customer)
+                .filter(digest__in=repaired, repaired_at__isnull=True)
+                .update(repaired_at=now)
+            )
     return result

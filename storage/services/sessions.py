@@ -147,7 +147,7 @@ def session_upload(session: UploadSession, entries: list[UploadEntry]) -> Upload
         last_activity_at=timezone.now(),
     )
     session.refresh_from_db()
-    if result.revived or result.stored:
+    if result.repaired:
         recheck_failed_snapshots(session.customer)
     return result
 

@@ -61,6 +61,25 @@ def _quarantine(customer, store, digest: str, reason: str) -> None:
         QuarantinedChunk.objects.create(customer=customer, digest=digest, reason=reason[:500])
 
 
+def _record_missing(customer, digests: list[str]) -> None:
+    """Referenced digests with no chunk at all are quarantine records too (once each), so the
+    upload that brings one back marks it repaired and heals the snapshots."""
+    open_records = (
+        set(
+            QuarantinedChunk.objects.for_customer(customer)
+            .filter(digest__in=digests, repaired_at__isnull=True)
+            .values_list("digest", flat=True)
+        )
+        if digests
+        else set()
+    )
+    QuarantinedChunk.objects.bulk_create(
+        QuarantinedChunk(customer=customer, digest=d, reason="missing from the store")
+        for d in digests
+        if d not in open_records
+    )
+
+
 def verify_customer(customer, *, sample_percent: float = 100.0, rng=None) -> dict:
     """Verify all (or a random ``sample_percent`` of the) chunks of one customer."""
     rng = rng or random.Random()
@@ -88,6 +107,7 @@ def verify_customer(customer, *, sample_percent: float = 100.0, rng=None) -> dic
         _quarantine(customer, store, digest, reason)
     # Referenced but not in the catalog at all (lost before this run, or sweeping).
     missing = [d for d in users if not d.startswith("index:") and d not in catalog]
+    _record_missing(customer, missing)
     damaged_keys = [*bad, *missing, *(k for k in users if k.startswith("index:"))]
     affected = set()
     for key in damaged_keys:

@@ -78,6 +78,8 @@ def test_defaults_are_embedded(tmp_path):
         ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
         ({"TIME_ZONE": "Mars/Olympus"}, "TIME_ZONE='Mars/Olympus' is not an IANA time zone"),
         ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL is not a usable database URL"),
+        ({"ACURA_CHUNK_SIZE": "1000000"}, "ACURA_CHUNK_SIZE=1000000 must be a power of two"),
+        ({"ACURA_CHUNK_SIZE": "big"}, "ACURA_CHUNK_SIZE='big' is not an integer"),
     ],
 )
 def test_bad_environment_values_stop_startup_with_a_clear_message(tmp_path, env, message):

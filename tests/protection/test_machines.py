@@ -373,7 +373,7 @@ def test_detail_shows_every_field_disks_and_effective_settings(role_client, cust
         "VMware Tools not running",
         "Hard disk 1",
         "40.0 GiB",
-        "every 2 hours",
+        "2 hours",
         "inherited from group Web servers",
         "set on this machine",
         "built-in default",

@@ -123,3 +123,32 @@ def test_verify_command_bad_arguments(db, args, message):
 
     with pytest.raises(CommandError, match=message):
         call_command("verify_store", *args)
+
+
+def test_chunk_missing_from_the_catalog_heals_too(agent, customer, replicated):
+    disk, data, first = replicated
+    lost = Chunk.objects.for_customer(customer).order_by("digest").first()
+    lost.delete()  # e.g. a catalog restored from an older backup
+    result = verify_customer(customer)
+    assert result["missing_chunks"] == [lost.digest]
+    assert verify_customer(customer)["missing_chunks"] == [lost.digest]
+    record = QuarantinedChunk.objects.for_customer(customer).get()  # recorded once
+    assert record.reason == "missing from the store"
+    assert Snapshot.objects.for_customer(customer).get().state == SnapshotState.FAILED
+
+    assert agent.replicate(disk, data)["uploaded"] == 1
+    record.refresh_from_db()
+    assert record.repaired_at is not None
+    assert Snapshot.objects.for_customer(customer).get(pk=first["id"]).state == "complete"
+
+
+def test_uploads_without_repairs_do_not_reread_failed_snapshots(
+    agent, customer, replicated, monkeypatch
+):
+    from storage.services import sessions
+
+    Snapshot.objects.for_customer(customer).update(state=SnapshotState.FAILED)
+    calls = []
+    monkeypatch.setattr(sessions, "recheck_failed_snapshots", lambda c: calls.append(c))
+    agent.replicate(make_disk(customer, key="other"), image(2))
+    assert calls == []
