@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "tenants",
     "protection",
     "storage",
+    "clouds",
     "acura_portal",
 ]
 
@@ -183,6 +184,23 @@ STORE_MAX_UPLOAD_BYTES = env_int("ACURA_MAX_UPLOAD_BYTES", 64 * 1024 * 1024)
 # A raw full index is 32 bytes a chunk: 512 MiB covers a 16 TiB disk at 1 MiB chunks.
 STORE_MAX_INDEX_BYTES = env_int("ACURA_MAX_INDEX_BYTES", 512 * 1024 * 1024)
 STORE_MAX_DIGESTS_PER_QUERY = env_int("ACURA_MAX_DIGESTS_PER_QUERY", 10000)
+
+# --- Agents and replication jobs ----------------------------------------------------------
+# How often agents send a heartbeat (told to them at enroll and in every heartbeat answer);
+# an agent is marked offline after AGENT_OFFLINE_AFTER_SECONDS without one.
+AGENT_HEARTBEAT_SECONDS = env_int("ACURA_AGENT_HEARTBEAT_SECONDS", 30)
+AGENT_OFFLINE_AFTER_SECONDS = env_int(
+    "ACURA_AGENT_OFFLINE_AFTER_SECONDS", 3 * AGENT_HEARTBEAT_SECONDS
+)
+# A running job without progress for this long is failed (the agent died or lost the network).
+JOB_STUCK_MINUTES = env_int("ACURA_JOB_STUCK_MINUTES", 30)
+# A queued job no agent took for this long is failed (the agent is gone or offline).
+JOB_QUEUE_TIMEOUT_HOURS = env_int("ACURA_JOB_QUEUE_TIMEOUT_HOURS", 24)
+# How often beat looks for due replications (seconds).
+DISPATCH_SECONDS = env_int("ACURA_DISPATCH_SECONDS", 60)
+# Enrollment tokens' default lifetime (hours) and agent events kept (days).
+ENROLLMENT_TOKEN_HOURS = env_int("ACURA_ENROLLMENT_TOKEN_HOURS", 24)
+AGENT_EVENTS_KEEP_DAYS = env_int("ACURA_AGENT_EVENTS_KEEP_DAYS", 30)
 
 # --- Celery -----------------------------------------------------------------------------
 BROKER_DIR = DATA_DIR / "broker"

@@ -1,8 +1,10 @@
 """Machines, their disks and groups, and the replication settings stored at three levels."""
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from tenants.scoping import TenantManager, TenantModel
 
@@ -109,6 +111,14 @@ class Machine(TenantModel):
         max_length=16, choices=MachineStatus.choices, default=MachineStatus.UNPROTECTED
     )
     status_message = models.CharField(max_length=500, blank=True)
+    agent = models.ForeignKey(
+        "clouds.Agent",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="machines",
+        help_text="The agent that reports this machine and replicates it.",
+    )
     last_replicated_at = models.DateTimeField(null=True, blank=True)
     next_run_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -244,3 +254,91 @@ class ReplicationPolicy(TenantModel):
         if self.group_id:
             return f"group {self.group}"
         return f"customer {self.customer}"
+
+
+class JobTrigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    MANUAL = "manual", "Manual"  # Replicate now in the portal
+    AGENT = "agent", "Agent"  # acura-agent replicate on the machine
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    COMMITTING = "committing", "Committing"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_JOB_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.COMMITTING)
+FINAL_JOB_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+class ReplicationJob(TenantModel):
+    """One replication of one machine (all its disks): queued → running → committing → end.
+
+    At most one active job per machine is a database constraint, so two dispatchers (or a
+    dispatcher and *Replicate now*) racing cannot both create one. Progress counters are
+    written by the agent's progress calls; ``last_progress_at`` lets beat fail a stuck job.
+    """
+
+    machine = models.ForeignKey(Machine, on_delete=models.CASCADE, related_name="jobs")
+    agent = models.ForeignKey(
+        "clouds.Agent", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    trigger = models.CharField(max_length=16, choices=JobTrigger.choices)
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
+    phase = models.CharField(
+        max_length=64, blank=True, help_text="What the agent is doing (reading disk-1, …)."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_progress_at = models.DateTimeField(null=True, blank=True)
+    bytes_total = models.PositiveBigIntegerField(default=0)
+    bytes_done = models.PositiveBigIntegerField(default=0)
+    bytes_read = models.PositiveBigIntegerField(default=0)
+    bytes_sent = models.PositiveBigIntegerField(default=0)
+    new_chunks = models.PositiveBigIntegerField(default=0)
+    error_message = models.CharField(max_length=1000, blank=True)
+    cancel_requested = models.BooleanField(
+        default=False, help_text="Cancel was asked for while the agent runs it."
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["machine"],
+                condition=Q(state__in=["queued", "running", "committing"]),
+                name="job_one_active_per_machine",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["customer", "machine", "-created_at"]),
+            models.Index(fields=["state", "last_progress_at"]),
+            models.Index(fields=["agent", "state"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.pk} of {self.machine}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_JOB_STATES
+
+    @property
+    def percent(self) -> int:
+        if not self.bytes_total:
+            return 100 if self.state == JobState.SUCCEEDED else 0
+        return min(100, self.bytes_done * 100 // self.bytes_total)
+
+    @property
+    def duration(self):
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .inheritance import effective_for_machine, retention_problem
+from .jobs import jobs_cancel_for_machines
 from .models import UNPROTECTED_STATUSES, Machine, MachineGroup, MachineStatus
 
 PROTECTED_STATUSES = [s for s in MachineStatus if s not in UNPROTECTED_STATUSES]
@@ -60,17 +61,20 @@ def machines_stop_protection(customer, machines: Iterable[Machine]) -> tuple[int
     """*Stop Protection*: protected machines go back to Unprotected and leave the schedule.
 
     The status message and the next run belong to the protection that ends, so both are
-    cleared; the last replication time stays (its snapshots still exist). Machines that
-    are not protected are skipped. Returns ``(changed, skipped)``.
+    cleared, and the machines' queued or running jobs are cancelled; the last replication
+    time stays (its snapshots still exist). Machines that are not protected are skipped.
+    Returns ``(changed, skipped)``.
     """
     with transaction.atomic():
         ids, queryset = _scoped_machines(customer, machines)
-        changed = queryset.filter(status__in=PROTECTED_STATUSES).update(
+        stopping = list(queryset.filter(status__in=PROTECTED_STATUSES).values_list("pk", flat=True))
+        changed = queryset.filter(pk__in=stopping).update(
             status=MachineStatus.UNPROTECTED,
             status_message="",
             next_run_at=None,
             updated_at=timezone.now(),
         )
+        jobs_cancel_for_machines(customer, stopping)
     return changed, len(ids) - changed
 
 

@@ -122,7 +122,7 @@ class SnapshotAdmin(TenantAdmin):
         "created_at",
     ]
     list_filter = ["customer", "state", "protected"]
-    search_fields = ["=id", "machine__name", "disk__key", "customer__slug", "job_ref"]
+    search_fields = ["=id", "machine__name", "disk__key", "customer__slug", "=job__id"]
     list_select_related = ["customer", "machine", "disk"]
     date_hierarchy = "created_at"
     actions = ["protect", "unprotect"]
@@ -189,7 +189,7 @@ class UploadSessionAdmin(ReadOnlyMixin, TenantAdmin):
         "last_activity_at",
     ]
     list_filter = ["customer", "state"]
-    search_fields = ["=id", "machine__name", "disk__key", "customer__slug", "job_ref"]
+    search_fields = ["=id", "machine__name", "disk__key", "customer__slug", "=job__id"]
     list_select_related = ["customer", "machine", "disk"]
 
 

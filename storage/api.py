@@ -217,7 +217,7 @@ class UploadSessionViewSet(AgentApiMixin, mixins.RetrieveModelMixin, viewsets.Ge
             data.validated_data["machine"],
             data.validated_data["disk"],
             taken_at=data.validated_data.get("taken_at"),
-            job_ref=data.validated_data["job_ref"],
+            job=None,  # linked by the agent API (issue 4)
         )
         session.resumed = resumed
         session.max_upload_bytes = settings.STORE_MAX_UPLOAD_BYTES

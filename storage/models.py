@@ -135,10 +135,13 @@ class Snapshot(TenantModel):
     protected = models.BooleanField(
         default=False, help_text="Protected snapshots are never pruned."
     )
-    job_ref = models.CharField(
-        max_length=64,
+    job = models.ForeignKey(
+        "protection.ReplicationJob",
+        null=True,
         blank=True,
-        help_text="The replication job that produced it (linked to jobs by the agents release).",
+        on_delete=models.SET_NULL,
+        related_name="snapshots",
+        help_text="The replication job that produced it.",
     )
     logical_bytes = models.PositiveBigIntegerField(
         default=0, help_text="Bytes of non-zero chunks: what a restore reads from the store."
@@ -187,7 +190,13 @@ class UploadSession(TenantModel):
     taken_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(default=timezone.now)
     last_activity_at = models.DateTimeField(default=timezone.now)
-    job_ref = models.CharField(max_length=64, blank=True)
+    job = models.ForeignKey(
+        "protection.ReplicationJob",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="upload_sessions",
+    )
     chunks_uploaded = models.PositiveBigIntegerField(default=0)
     bytes_received = models.PositiveBigIntegerField(default=0)
     stored_bytes_added = models.PositiveBigIntegerField(default=0)

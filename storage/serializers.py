@@ -19,7 +19,9 @@ class SessionOpenSerializer(serializers.Serializer):
     taken_at = serializers.DateTimeField(
         required=False, help_text="When the source snapshot was taken (default: now)."
     )
-    job_ref = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
+    job = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**63 - 1, help_text="The replication job's id."
+    )
 
     def validate(self, attrs):
         customer = self.context["customer"]
@@ -152,6 +154,7 @@ class SnapshotSerializer(serializers.ModelSerializer):
     machine = serializers.IntegerField(source="machine_id", read_only=True)
     disk = serializers.CharField(source="disk.key", read_only=True)
     base = serializers.UUIDField(source="base_id", read_only=True, allow_null=True)
+    job = serializers.IntegerField(source="job_id", read_only=True, allow_null=True)
 
     class Meta:
         model = Snapshot
@@ -172,6 +175,6 @@ class SnapshotSerializer(serializers.ModelSerializer):
             "zero_chunks",
             "new_chunks",
             "new_stored_bytes",
-            "job_ref",
+            "job",
         ]
         read_only_fields = fields

@@ -64,7 +64,7 @@ def latest_complete_snapshot(customer, disk) -> Snapshot | None:
 
 
 def session_open(
-    customer, machine: Machine, disk: Disk, *, taken_at=None, job_ref: str = ""
+    customer, machine: Machine, disk: Disk, *, taken_at=None, job=None
 ) -> tuple[UploadSession, bool]:
     """The open session for ``disk``: a new one, or the interrupted one (``resumed``)."""
     if machine.customer_id != customer.pk or disk.customer_id != customer.pk:
@@ -82,8 +82,11 @@ def session_open(
                 .first()
             )
             if existing is not None:
+                # A crashed or cancelled job's session is resumed by the next job: the
+                # chunks it uploaded are kept, and the snapshot belongs to the new job.
                 existing.last_activity_at = timezone.now()
-                existing.save(update_fields=["last_activity_at"])
+                existing.job = job or existing.job
+                existing.save(update_fields=["last_activity_at", "job"])
                 return existing, True
             base = latest_complete_snapshot(customer, disk)
             chunk_size = base.chunk_size if base else settings.STORE_CHUNK_SIZE
@@ -97,7 +100,7 @@ def session_open(
                 taken_at=taken_at or now,
                 started_at=now,
                 last_activity_at=now,
-                job_ref=job_ref,
+                job=job,
             )
     except IntegrityError:  # two opens raced: the other one won, resume it
         session = UploadSession.objects.for_customer(customer).get(
@@ -258,7 +261,7 @@ def _commit_snapshot(session, index: Index, index_row, wanted: set[str], zero: i
             index=index_row,
             index_checksum=index_row.checksum,
             state=SnapshotState.COMPLETE,
-            job_ref=session.job_ref,
+            job_id=session.job_id,
             logical_bytes=nonzero_bytes(index, zero),
             chunk_count=len(index),
             zero_chunks=zero,
