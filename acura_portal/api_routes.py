@@ -3,6 +3,7 @@
 Imports run upward only: this project package knows the apps; the apps don't know it.
 """
 
+from clouds.api import register as register_clouds
 from protection.api import register as register_protection
 from storage.api import register as register_storage
 from tenants.api import register as register_tenants
@@ -12,3 +13,4 @@ from .api import router
 register_tenants(router)
 register_protection(router)
 register_storage(router)
+register_clouds(router)

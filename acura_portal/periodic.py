@@ -9,6 +9,7 @@ upgrades.
 import json
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 
 
@@ -19,6 +20,9 @@ class PeriodicSpec:
     every_seconds: int
     description: str
     kwargs: dict | None = None
+    # A message older than this is dropped by the worker: after an outage the next tick
+    # does the work instead of a backlog of identical passes.
+    expire_seconds: int | None = None
 
 
 PERIODIC_TASKS: list[PeriodicSpec] = [
@@ -50,6 +54,38 @@ PERIODIC_TASKS: list[PeriodicSpec] = [
         "(arguments: sample_percent); run verify_store for a full pass.",
         kwargs={"sample_percent": 5.0},
     ),
+    PeriodicSpec(
+        name="Jobs: dispatch due replications",
+        task="protection.tasks.dispatch_replications",
+        every_seconds=settings.DISPATCH_SECONDS,
+        description="Queues a replication for every protected machine whose effective "
+        "schedule is due (enabled, interval elapsed, inside its window, agent online, no "
+        "active job) and refreshes every machine's next run.",
+        expire_seconds=max(settings.DISPATCH_SECONDS, 30),
+    ),
+    PeriodicSpec(
+        name="Jobs: reconcile",
+        task="acura_portal.tasks.reconcile_jobs",
+        every_seconds=60,
+        description="Fails stuck jobs (no progress for JOB_STUCK_MINUTES) and queued jobs no "
+        "agent took (JOB_QUEUE_TIMEOUT_HOURS), repairs machine statuses a crashed worker "
+        "left, and aborts the open upload sessions of ended jobs.",
+        expire_seconds=60,
+    ),
+    PeriodicSpec(
+        name="Agents: mark offline",
+        task="clouds.tasks.mark_agents_offline",
+        every_seconds=30,
+        description="Marks agents offline after AGENT_OFFLINE_AFTER_SECONDS without a "
+        "heartbeat; the dispatcher queues nothing for offline agents.",
+        expire_seconds=30,
+    ),
+    PeriodicSpec(
+        name="Agents: delete old events",
+        task="clouds.tasks.delete_old_agent_events",
+        every_seconds=24 * 3600,
+        description="Deletes agent events and logs older than AGENT_EVENTS_KEEP_DAYS.",
+    ),
 ]
 
 
@@ -71,6 +107,7 @@ def ensure_periodic_tasks(using: str = "default") -> list[str]:
                 interval=interval,
                 description=spec.description,
                 kwargs=json.dumps(spec.kwargs or {}),
+                expire_seconds=spec.expire_seconds,
             )
             created.append(spec.name)
     return created

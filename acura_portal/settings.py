@@ -158,6 +158,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "SnapshotStateEnum": "storage.models.SnapshotState",
         "SessionStateEnum": "storage.models.SessionState",
+        "JobStateEnum": "protection.models.JobState",
+        "JobResultStateEnum": "clouds.serializers.RESULT_STATES",
     },
 }
 

@@ -19,4 +19,5 @@ urlpatterns = [
     path("", include("tenants.urls")),
     path("", include("protection.urls")),
     path("", include("storage.urls")),
+    path("", include("clouds.urls")),
 ]

@@ -2,7 +2,8 @@
 
 from django.views.generic import TemplateView
 
-from protection.selectors import dashboard_summary
+from clouds.selectors import agent_summary
+from protection.selectors import dashboard_summary, job_summary
 from storage.selectors import customer_usage
 from tenants.views_base import CustomerMixin
 
@@ -13,5 +14,7 @@ class DashboardView(CustomerMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["summary"] = dashboard_summary(self.customer)
+        context["agents"] = agent_summary(self.customer)
+        context["jobs"] = job_summary(self.customer)
         context["storage"] = customer_usage(self.customer)
         return context

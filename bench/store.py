@@ -148,17 +148,20 @@ def generate_image(path: Path, size: int, seed: int) -> dict[str, int]:
     return {"runs": len(runs), "zero": size - text - rand, "text": text, "random": rand}
 
 
-def apply_change(src: Path, dst: Path, size: int, seed: int) -> int:
-    """Copy ``src`` and overwrite 1 % of it in 256 KiB runs of new random data."""
+def apply_change(
+    src: Path, dst: Path, size: int, seed: int, fraction: float = CHANGE_FRACTION
+) -> list[tuple[int, int]]:
+    """Copy ``src`` and overwrite ``fraction`` (1 %) of it in 256 KiB runs of new random data.
+    Returns the (offset, length) runs written, as changed block tracking would report them."""
     rng = random.Random(seed)
     shutil.copyfile(src, dst)
-    runs = max(1, round(size * CHANGE_FRACTION / CHANGE_RUN))
+    runs, written = max(1, round(size * fraction / CHANGE_RUN)), []
     with open(dst, "r+b") as f:
         for _ in range(runs):
             pos = rng.randrange(max(1, (size - CHANGE_RUN) // BLOCK + 1)) * BLOCK
             f.seek(pos)
-            f.write(rng.randbytes(min(CHANGE_RUN, size - pos)))
-    return runs
+            written.append((pos, f.write(rng.randbytes(min(CHANGE_RUN, size - pos)))))
+    return written
 
 
 class Image:
@@ -382,14 +385,21 @@ def restore(store: Store, snap: Result, fd: int, threads: int) -> float:
 
 SETUP = """
 import json
+from clouds.services import agent_enroll, enrollment_token_create
+from protection.jobs import job_start_for_agent
 from protection.models import Disk, Machine
-from storage.auth import api_key_create
 from tenants.services import customer_create
 customer = customer_create("bench", "Bench").customer
-machine = Machine.objects.create(customer=customer, name="bench-vm", platform="linux")
+enrolled = agent_enroll(
+    enrollment_token_create(customer, platform="linux").text, hostname="bench", version="bench"
+)
+machine = Machine.objects.create(
+    customer=customer, name="bench-vm", platform="linux", status="protected", agent=enrolled.agent
+)
 disk = Disk.objects.create(customer=customer, machine=machine, key="disk-0", size_bytes={size})
-_key, token = api_key_create(customer, "bench")
-print(json.dumps({{"machine": machine.pk, "disk": disk.key, "token": token}}))
+job = job_start_for_agent(customer, enrolled.agent, machine)
+ids = {{"machine": machine.pk, "disk": disk.key, "token": enrolled.text, "job": job.pk}}
+print(json.dumps(ids))
 """
 
 
@@ -491,7 +501,8 @@ def http_ingest(api: Api, ids: dict, image: Image, cs: int, threads: int, base: 
     """An agent's replication: hash all chunks, ask which are missing, upload those
     zstd-compressed in ~32 MiB batches, commit the full index or the delta."""
     started, sent = time.perf_counter(), api.sent
-    session = api.call("POST", SESSIONS, {"machine": ids["machine"], "disk": ids["disk"]})
+    body = {"machine": ids["machine"], "disk": ids["disk"], "job": ids["job"]}
+    session = api.call("POST", SESSIONS, body)
     if session["chunk_size"] != cs:
         raise RuntimeError(f"server chunk size {session['chunk_size']}, expected {cs}")
     if base and session["base_index_checksum"] != base.index.checksum():
@@ -682,7 +693,7 @@ def run_main(args, tmp: Path, cs: int) -> None:
     started = time.perf_counter()
     base_path, changed_path = tmp / "disk-0.img", tmp / "disk-1.img"
     info = generate_image(base_path, size, args.seed)
-    change_runs = apply_change(base_path, changed_path, size, args.seed + 1)
+    change_runs = len(apply_change(base_path, changed_path, size, args.seed + 1))
     images = Image(base_path), Image(changed_path)
     print(
         f"image {mib(size)} MiB in {info['runs']} runs: zeros {mib(info['zero'])}, text "

@@ -14,7 +14,15 @@ from django.template.defaultfilters import filesizeformat
 
 from tenants.admin_base import TenantAdmin, TenantAdminForm, TenantInline
 
-from .models import Disk, Machine, MachineGroup, ReplicationPolicy
+from .jobs import JobError, job_cancel
+from .models import (
+    ACTIVE_JOB_STATES,
+    Disk,
+    Machine,
+    MachineGroup,
+    ReplicationJob,
+    ReplicationPolicy,
+)
 from .policy_services import POLICY_FIELDS, policy_check
 from .services import machines_start_protection, machines_stop_protection
 
@@ -164,3 +172,64 @@ class ReplicationPolicyAdmin(TenantAdmin):
         if obj.machine_id:
             return "machine"
         return "group" if obj.group_id else "customer"
+
+
+@admin.register(ReplicationJob)
+class ReplicationJobAdmin(TenantAdmin):
+    """Jobs are written by the job state machine only (``protection.jobs``): staff watch
+    them here and may cancel active ones, through ``job_cancel`` like the portal."""
+
+    list_display = [
+        "id",
+        "machine",
+        "customer",
+        "agent",
+        "trigger",
+        "state",
+        "progress",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "sent",
+        "error_message",
+    ]
+    list_filter = ["state", "trigger", "customer", "created_at"]
+    search_fields = ["=id", "machine__name", "customer__name", "customer__slug", "error_message"]
+    list_select_related = ["customer", "machine", "agent"]
+    date_hierarchy = "created_at"
+    actions = ["cancel_jobs"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Progress")
+    def progress(self, obj):
+        if obj.bytes_total:
+            return f"{obj.percent}% of {filesizeformat(obj.bytes_total)}"
+        return f"{obj.percent}%"
+
+    @admin.display(description="Read / sent", ordering="bytes_sent")
+    def sent(self, obj):
+        return f"{filesizeformat(obj.bytes_read)} / {filesizeformat(obj.bytes_sent)}"
+
+    @admin.action(description="Cancel selected active jobs")
+    def cancel_jobs(self, request, queryset):
+        cancelled, refused = 0, []
+        skipped = queryset.exclude(state__in=ACTIVE_JOB_STATES).count()
+        for job in queryset.filter(state__in=ACTIVE_JOB_STATES).select_related("customer"):
+            try:
+                job_cancel(job.customer, job)
+            except JobError as exc:
+                refused.append(exc.message)
+            else:
+                cancelled += 1
+        note = f" {skipped} already ended." if skipped else ""
+        self.message_user(request, f"{cancelled} job(s) cancelled.{note}", messages.SUCCESS)
+        for message in refused:
+            self.message_user(request, message, messages.WARNING)

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .models import (
@@ -201,42 +202,64 @@ def job_progress(job: ReplicationJob, *, phase: str | None = None, **counters) -
     return job
 
 
-def _finish(job: ReplicationJob, state: str, *, error: str = "", **values) -> bool:
-    """Move an active job to a final state; False when it was not active any more."""
+def _finish(
+    job: ReplicationJob,
+    state: str,
+    *,
+    error: str = "",
+    from_states=ACTIVE_JOB_STATES,
+    condition: Q | None = None,
+    **values,
+) -> bool:
+    """Move a job in one of ``from_states`` (and matching ``condition``) to a final state;
+    False when the row no longer matched: another writer ended or moved it first."""
     now = timezone.now()
-    updated = (
-        ReplicationJob.objects.for_customer(job.customer_id)
-        .filter(pk=job.pk, state__in=ACTIVE_JOB_STATES)
-        .update(state=state, finished_at=now, error_message=error[:1000], **values)
+    rows = ReplicationJob.objects.for_customer(job.customer_id).filter(
+        pk=job.pk, state__in=from_states
     )
+    if condition is not None:
+        rows = rows.filter(condition)
+    updated = rows.update(state=state, finished_at=now, error_message=error[:1000], **values)
     if updated:
         job.refresh_from_db()
         _machine_after(job, now)
     return bool(updated)
 
 
+def machine_settled_status(customer, machine: Machine) -> tuple[str, str]:
+    """(status, message) of a protected machine between jobs: the outcome of its last
+    replication that succeeded or failed (a cancelled one changed nothing), *Protected*
+    before the first. Used when a job is cancelled and by the reconciler."""
+    finished = ReplicationJob.objects.for_customer(customer).filter(
+        machine_id=machine.pk, state__in=(JobState.SUCCEEDED, JobState.FAILED)
+    )
+    last = finished.order_by("-created_at", "-id").values("state", "error_message").first()
+    if last is None:
+        status = MachineStatus.IN_SYNC if machine.last_replicated_at else MachineStatus.PROTECTED
+        return status, ""
+    if last["state"] == JobState.FAILED:
+        return MachineStatus.ERROR, last["error_message"][:500]
+    return MachineStatus.IN_SYNC, ""
+
+
 def _machine_after(job: ReplicationJob, now) -> None:
-    machine = Machine.objects.for_customer(job.customer_id).get(pk=job.machine_id)
-    if machine.status not in _FOLLOWING:
-        fields = {}
-    elif job.state == JobState.SUCCEEDED:
-        fields = {"status": MachineStatus.IN_SYNC, "status_message": ""}
-    elif job.state == JobState.FAILED:
-        fields = {"status": MachineStatus.ERROR, "status_message": job.error_message[:500]}
-    else:  # cancelled: back to where the machine was before this job
-        fields = {
-            "status": MachineStatus.IN_SYNC
-            if machine.last_replicated_at
-            else MachineStatus.PROTECTED,
-            "status_message": "",
-        }
+    """The machine follows the job's end. The status UPDATE repeats the "still following
+    jobs" condition: Stop Protection or Pause between our read and write must win."""
+    machines = Machine.objects.for_customer(job.customer_id)
     if job.state == JobState.SUCCEEDED:
         taken = job.snapshots.order_by("created_at").values_list("created_at", flat=True).first()
-        fields["last_replicated_at"] = taken or job.started_at or now
-    if fields:
-        Machine.objects.for_customer(job.customer_id).filter(pk=machine.pk).update(
-            updated_at=now, **fields
+        machines.filter(pk=job.machine_id).update(
+            last_replicated_at=taken or job.started_at or now, updated_at=now
         )
+        status, message = MachineStatus.IN_SYNC, ""
+    elif job.state == JobState.FAILED:
+        status, message = MachineStatus.ERROR, job.error_message[:500]
+    else:  # cancelled: back to where the machine was before this job
+        machine = machines.get(pk=job.machine_id)
+        status, message = machine_settled_status(job.customer_id, machine)
+    machines.filter(pk=job.machine_id, status__in=_FOLLOWING).update(
+        status=status, status_message=message, updated_at=now
+    )
 
 
 def job_finish(
@@ -270,25 +293,35 @@ def job_finish(
     raise _not_running(job)
 
 
-def job_fail(job: ReplicationJob, error: str) -> bool:
-    """Fail an active job from the server side (stuck, agent removed); False if it ended."""
-    return _finish(job, JobState.FAILED, error=error)
+def job_fail(job: ReplicationJob, error: str, *, from_states=ACTIVE_JOB_STATES) -> bool:
+    """Fail a job from the server side (stuck, never taken, agent removed) if it is still
+    in one of ``from_states``; False when it ended or moved on meanwhile."""
+    return _finish(job, JobState.FAILED, error=error, from_states=from_states)
+
+
+CANCELLABLE = (JobState.QUEUED, JobState.RUNNING)
+
+
+def _committing_error(job: ReplicationJob) -> JobError:
+    return JobError(
+        f"Job {job.pk} is committing its snapshot and can no longer be cancelled.",
+        code="not_running",
+        job=job,
+    )
 
 
 def job_cancel(customer, job: ReplicationJob) -> ReplicationJob:
     """*Cancel*: a queued job ends at once; a running one too, and its agent learns it from
     its next progress call (409) or heartbeat and abandons the upload. A committing job is
-    moments from its snapshot: it is not interrupted."""
+    moments from its snapshot: it is not interrupted (checked in the UPDATE itself, so a
+    job that began committing since ``job`` was read is not cancelled either)."""
     if job.customer_id != customer.pk:
         raise JobError("No such job.", code="not_found")
     if job.state == JobState.COMMITTING:
-        raise JobError(
-            f"Job {job.pk} is committing its snapshot and can no longer be cancelled.",
-            code="not_running",
-            job=job,
-        )
-    if not _finish(job, JobState.CANCELLED, cancel_requested=True):
-        raise _not_running(job)
+        raise _committing_error(job)
+    if not _finish(job, JobState.CANCELLED, from_states=CANCELLABLE, cancel_requested=True):
+        error = _not_running(job)
+        raise _committing_error(job) if job.state == JobState.COMMITTING else error
     return job
 
 
@@ -296,10 +329,10 @@ def jobs_cancel_for_machines(customer, machine_ids: Iterable[int]) -> int:
     """Stop Protection ends the machines' active jobs (their agents abandon them)."""
     count = 0
     jobs = ReplicationJob.objects.for_customer(customer).filter(
-        machine_id__in=list(machine_ids), state__in=(JobState.QUEUED, JobState.RUNNING)
+        machine_id__in=list(machine_ids), state__in=CANCELLABLE
     )
     for job in jobs:
-        count += _finish(job, JobState.CANCELLED, cancel_requested=True)
+        count += _finish(job, JobState.CANCELLED, from_states=CANCELLABLE, cancel_requested=True)
     return count
 
 
@@ -319,12 +352,23 @@ def jobs_to_cancel(customer, agent) -> list[int]:
     )
 
 
+def _no_progress_since(cutoff) -> Q:
+    """No progress since ``cutoff``; a running job that never reported counts from its start."""
+    return Q(last_progress_at__lt=cutoff) | Q(last_progress_at__isnull=True, started_at__lt=cutoff)
+
+
 def jobs_fail_stuck(now, timeout: timedelta) -> int:
-    """Fail running jobs without progress for ``timeout`` (beat; every customer)."""
+    """Fail running jobs without progress for ``timeout`` (beat; every customer).
+
+    The no-progress condition is part of each job's UPDATE: progress that arrives between
+    the search and the write keeps the job alive."""
     cutoff = now - timeout
-    stuck = ReplicationJob.objects.all_customers().filter(
-        state__in=(JobState.RUNNING, JobState.COMMITTING), last_progress_at__lt=cutoff
+    quiet = _no_progress_since(cutoff)
+    stuck = (
+        ReplicationJob.objects.all_customers()
+        .filter(quiet, state__in=(JobState.RUNNING, JobState.COMMITTING))
+        .order_by("id")
     )
     minutes = int(timeout.total_seconds() // 60)
     message = f"No progress from the agent for {minutes} minutes; the job was failed."
-    return sum(job_fail(job, message) for job in stuck)
+    return sum(_finish(job, JobState.FAILED, error=message, condition=quiet) for job in stuck)

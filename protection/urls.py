@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import groups, machines, settings
+from .views import groups, jobs, machines, settings
 
 app_name = "protection"
 
@@ -16,6 +16,18 @@ urlpatterns = [
         machines.MachineDetailView.as_view(),
         name="machine_detail",
     ),
+    path(
+        CUSTOMER + "machines/<int:pk>/replicate/",
+        jobs.MachineReplicateView.as_view(),
+        name="machine_replicate",
+    ),
+    path(
+        CUSTOMER + "machines/<int:pk>/jobs/status.json",
+        jobs.MachineJobStatusView.as_view(),
+        name="machine_job_status",
+    ),
+    path(CUSTOMER + "jobs/", jobs.JobListView.as_view(), name="job_list"),
+    path(CUSTOMER + "jobs/<int:pk>/cancel/", jobs.JobCancelView.as_view(), name="job_cancel"),
     path(
         CUSTOMER + "machines/<int:pk>/settings/",
         settings.MachineSettingsView.as_view(),

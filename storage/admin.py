@@ -6,18 +6,15 @@ longer match the store (lost data or a broken restore). What staff may change:
 
 * snapshots — the protected flag (through ``snapshot_set_protected``) and deletion of an
   unprotected snapshot that no open upload uses as its base (metadata only, like prune);
-* API keys — create (the token is shown once), rename, revoke;
 * customer stores — create one early (otherwise it appears with the first upload); never
   delete one that still has chunks or snapshots: its row holds the wrapped data key.
 """
 
 from django.contrib import admin, messages
 from django.template.defaultfilters import filesizeformat
-from django.utils import timezone
 
 from tenants.admin_base import TenantAdmin
 
-from .auth import api_key_create
 from .models import (
     Chunk,
     CustomerStore,
@@ -26,7 +23,6 @@ from .models import (
     QuarantinedChunk,
     SessionState,
     Snapshot,
-    StorageApiKey,
     UploadSession,
 )
 from .services.context import customer_store
@@ -206,31 +202,3 @@ class MaintenanceRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_filter = ["kind", "ok", "customer"]
     search_fields = ["customer__slug", "customer__name"]
     list_select_related = ["customer"]
-
-
-@admin.register(StorageApiKey)
-class StorageApiKeyAdmin(TenantAdmin):
-    list_display = ["name", "customer", "prefix", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["customer"]
-    search_fields = ["name", "prefix", "customer__slug", "customer__name"]
-    fields = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
-    actions = ["revoke"]
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            obj.save()
-            return
-        key, token = api_key_create(obj.customer, obj.name)
-        obj.pk = key.pk
-        obj.refresh_from_db()
-        self.message_user(
-            request,
-            f"API key created. Its token is shown this once: {token}",
-            messages.WARNING,
-        )
-
-    @admin.action(description="Revoke selected API keys")
-    def revoke(self, request, queryset):
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        self.message_user(request, f"{count} API key(s) revoked.", messages.SUCCESS)

@@ -5,7 +5,6 @@ Binary bodies (chunk batches) are read straight from the request stream after a
 Content-Length check, so the size limit is ours (413) rather than Django's form limit.
 """
 
-import json
 import logging
 import struct
 
@@ -17,10 +16,18 @@ from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from clouds.api_base import (
+    AgentApiMixin,
+    Conflict,
+    NotFound,
+    ProtocolError,
+    read_body,
+    read_json,
+)
+from protection.models import JobState, ReplicationJob
 from tenants.api_base import ApiPagination
 from tenants.serializers import error_responses
 
-from .auth import ApiKeyAuthentication, IsAgent
 from .http import image_response, parse_range
 from .models import Snapshot, UploadSession
 from .serializers import (
@@ -44,32 +51,6 @@ CHUNK_RECORD = struct.Struct(">32sII")  # digest, plain size, frame size
 MAX_DB_ID = 2**63 - 1
 
 
-class PayloadTooLarge(exceptions.APIException):
-    status_code = 413
-    default_detail = "The request body is too large."
-
-
-class LengthRequired(exceptions.APIException):
-    status_code = 411
-    default_detail = "Send a Content-Length header."
-
-
-class ProtocolError(exceptions.APIException):
-    """A protocol request the service refused. ``error_details`` (a machine-readable
-    ``code`` plus extras such as ``missing``) become the error body's ``details``, so an
-    agent can react to e.g. ``base_mismatch`` without parsing the message."""
-
-    status_code = 400
-
-    def __init__(self, message: str, details: dict | None = None):
-        super().__init__(message)
-        self.error_details = details
-
-
-class Conflict(ProtocolError):
-    status_code = 409
-
-
 class RangeNotSatisfiable(exceptions.APIException):
     status_code = 416
 
@@ -84,35 +65,6 @@ class StoreUnavailable(exceptions.APIException):
         "The store cannot be read right now (encryption keys are not configured on the "
         "server); the provider has to fix this. Nothing was changed."
     )
-
-
-def read_body(request, limit: int) -> bytes:
-    """The raw request body, refusing bodies over ``limit`` before reading them."""
-    raw_length = request.META.get("CONTENT_LENGTH")
-    if not raw_length:
-        raise LengthRequired()
-    try:
-        length = int(raw_length)
-    except ValueError:
-        raise LengthRequired("Content-Length is not a valid byte count.") from None
-    if length < 0:
-        raise LengthRequired("Content-Length is not a valid byte count.")
-    if length > limit:
-        raise PayloadTooLarge(f"The body has {length} bytes; the limit is {limit}.")
-    body = request._request.read(length)
-    if len(body) != length:
-        raise exceptions.ParseError("The body ended before its Content-Length.")
-    return body
-
-
-def read_json(request, limit: int) -> dict:
-    try:
-        data = json.loads(read_body(request, limit) or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise exceptions.ParseError(f"The body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise exceptions.ParseError("The body must be a JSON object.")
-    return data
 
 
 def parse_chunk_batch(body: bytes) -> list[UploadEntry]:
@@ -144,50 +96,22 @@ def service_call(fn, *args, **kwargs):
         raise error("; ".join(exc.messages), details) from None
 
 
-def agent_exception_handler(handler):
-    """The project's error format, plus what agent errors carry: ``details`` of a
-    ``ProtocolError``, headers (416's Content-Range), and a 503 for a store whose
-    encryption key cannot be unwrapped (a server problem, never the agent's)."""
+class StoreAgentApiMixin(AgentApiMixin):
+    """Agent endpoints that read the store: a store whose encryption key cannot be
+    unwrapped is a 503 (a server problem, never the agent's)."""
 
-    def handle(exc, context):
+    def handle_exception(self, exc):
         if isinstance(exc, StoreKeyUnavailable):
             logger.error("agent request failed: %s", exc)
             exc = StoreUnavailable()
-        response = handler(exc, context)
-        if response is None:
-            return None
-        details = getattr(exc, "error_details", None)
-        if details and isinstance(response.data, dict) and "error" in response.data:
-            response.data["error"]["details"] = details
-        for name, value in getattr(exc, "headers", {}).items():
-            response[name] = value
-        return response
-
-    return handle
-
-
-class AgentApiMixin:
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [IsAgent]
-
-    @property
-    def customer(self):
-        return self.request.customer
-
-    def get_exception_handler(self):
-        return agent_exception_handler(super().get_exception_handler())
-
-    def permission_denied(self, request, message=None, code=None):
-        if request.authenticators and not request.successful_authenticator:
-            raise exceptions.NotAuthenticated(IsAgent.message)
-        super().permission_denied(request, message=message, code=code)
+        return super().handle_exception(exc)
 
 
 AGENT_ERRORS = (400, 401, 404)
 
 
 @extend_schema(tags=["agent: upload"])
-class UploadSessionViewSet(AgentApiMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class UploadSessionViewSet(StoreAgentApiMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Upload one disk's changed chunks and commit them as a snapshot."""
 
     serializer_class = SessionSerializer
@@ -203,7 +127,7 @@ class UploadSessionViewSet(AgentApiMixin, mixins.RetrieveModelMixin, viewsets.Ge
         responses={
             201: SessionOpenedSerializer,
             200: OpenApiResponse(SessionOpenedSerializer, description="Resumed."),
-            **error_responses(*AGENT_ERRORS),
+            **error_responses(*AGENT_ERRORS, 409),
         },
     )
     def create(self, request):
@@ -211,19 +135,43 @@ class UploadSessionViewSet(AgentApiMixin, mixins.RetrieveModelMixin, viewsets.Ge
             data=read_json(request, 1024 * 1024), context={"customer": self.customer}
         )
         data.is_valid(raise_exception=True)
+        machine = data.validated_data["machine"]
         session, resumed = service_call(
             session_services.session_open,
             self.customer,
-            data.validated_data["machine"],
+            machine,
             data.validated_data["disk"],
             taken_at=data.validated_data.get("taken_at"),
-            job=None,  # linked by the agent API (issue 4)
+            job=self._running_job(data.validated_data["job"], machine),
         )
         session.resumed = resumed
         session.max_upload_bytes = settings.STORE_MAX_UPLOAD_BYTES
         session.max_digests_per_query = settings.STORE_MAX_DIGESTS_PER_QUERY
         body = SessionOpenedSerializer(session).data
         return Response(body, status=status.HTTP_200_OK if resumed else status.HTTP_201_CREATED)
+
+    def _running_job(self, job_id: int, machine) -> ReplicationJob:
+        """The job the session uploads for: this agent's, for this machine, running. A job
+        of another agent or customer is a 404; one that ended (cancelled, failed by the
+        stuck-job check) a 409, so a stale agent cannot add snapshots to it."""
+        job = (
+            ReplicationJob.objects.for_customer(self.customer)
+            .filter(pk=job_id, agent=self.agent)
+            .first()
+        )
+        if job is None:
+            raise NotFound(f"No job {job_id} of this agent.", {"code": "not_found"})
+        if job.machine_id != machine.pk:
+            raise ProtocolError(
+                f"Job {job.pk} replicates another machine, not {machine.name}.",
+                {"code": "wrong_machine"},
+            )
+        if job.state not in (JobState.RUNNING, JobState.COMMITTING):
+            raise Conflict(
+                f"Job {job.pk} is not running (it is {job.get_state_display().lower()}).",
+                {"code": "not_running", "state": job.state},
+            )
+        return job
 
     @extend_schema(summary="An upload session", responses={200: SessionSerializer})
     def retrieve(self, request, *args, **kwargs):
@@ -339,7 +287,7 @@ class UploadSessionViewSet(AgentApiMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
 
 @extend_schema(tags=["agent: snapshots"])
-class AgentSnapshotViewSet(AgentApiMixin, viewsets.ReadOnlyModelViewSet):
+class AgentSnapshotViewSet(StoreAgentApiMixin, viewsets.ReadOnlyModelViewSet):
     """The customer's snapshots: list, index (for the agent's cache), raw image (restore)."""
 
     serializer_class = SnapshotSerializer

@@ -255,18 +255,3 @@ class MaintenanceRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.started_at:%Y-%m-%d %H:%M}"
-
-
-class StorageApiKey(TenantModel):
-    """Interim credential for the upload API until agents enroll (the agents release
-    replaces it with agent credentials). Only a hash of the secret is kept."""
-
-    name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=12, unique=True)
-    secret_hash = models.CharField(max_length=64)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"

@@ -20,18 +20,23 @@ class SessionOpenSerializer(serializers.Serializer):
         required=False, help_text="When the source snapshot was taken (default: now)."
     )
     job = serializers.IntegerField(
-        required=False, min_value=1, max_value=2**63 - 1, help_text="The replication job's id."
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="The running replication job of this agent for the machine (from "
+        "`jobs/next/` or `POST jobs/`).",
     )
 
-    def validate(self, attrs):
-        customer = self.context["customer"]
-        machine = Machine.objects.for_customer(customer).filter(pk=attrs["machine"]).first()
+    def validate_machine(self, value):
+        machine = Machine.objects.for_customer(self.context["customer"]).filter(pk=value).first()
         if machine is None:
-            raise serializers.ValidationError({"machine": "No such machine."})
-        disk = machine.disks.filter(key=attrs["disk"]).first()
+            raise serializers.ValidationError("No such machine.")
+        return machine
+
+    def validate(self, attrs):
+        disk = attrs["machine"].disks.filter(key=attrs["disk"]).first()
         if disk is None:
             raise serializers.ValidationError({"disk": "No disk with this key on the machine."})
-        attrs["machine"], attrs["disk"] = machine, disk
+        attrs["disk"] = disk
         return attrs
 
 

@@ -2,6 +2,8 @@
 
 import pytest
 from django.test import Client
+from hypothesis import HealthCheck, settings
+
 
 from tenants.models import Role
 
@@ -13,6 +15,13 @@ from .factories import (
     MembershipFactory,
     UserFactory,
 )
+
+# Property tests judge correctness, not speed: the suite runs in parallel on shared, noisy
+# machines, where Hypothesis's per-example deadline and "too slow" check fail at random.
+settings.register_profile(
+    "acura", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+settings.load_profile("acura")
 
 
 @pytest.fixture

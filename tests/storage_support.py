@@ -7,6 +7,9 @@ import struct
 import zstandard
 from rest_framework.test import APIClient
 
+from clouds.services import agent_enroll, enrollment_token_create
+from protection.jobs import job_start_for_agent
+from protection.models import UNPROTECTED_STATUSES, JobState, Machine, MachineStatus, ReplicationJob
 from tests.factories import DiskFactory, MachineFactory
 
 CHUNK = 64 * 1024  # small chunks keep the tests fast; the protocol is the same
@@ -36,20 +39,60 @@ def batch(chunks: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
-class Agent:
-    """Speaks the upload protocol through the test client, as an agent would."""
+def enroll(customer, *, platform="linux", hostname="test-host"):
+    """An enrolled agent of ``customer`` (through the enrollment services) and its
+    credential: ``(agent row, "acag_…")``."""
+    token = enrollment_token_create(customer, platform=platform).text
+    enrolled = agent_enroll(token, hostname=hostname, version="test")
+    return enrolled.agent, enrolled.text
 
-    def __init__(self, token: str):
+
+def running_job(agent, machine) -> ReplicationJob:
+    """``agent``'s running job for ``machine``: the one there is, or a new one started as
+    ``acura-agent replicate`` starts it (the machine made this agent's and protected)."""
+    job = (
+        ReplicationJob.objects.for_customer(agent.customer_id)
+        .filter(machine=machine, agent=agent, state__in=(JobState.RUNNING, JobState.COMMITTING))
+        .first()
+    )
+    if job is not None:
+        return job
+    fields = {"agent": agent}
+    if machine.status in UNPROTECTED_STATUSES:
+        fields["status"] = MachineStatus.PROTECTED
+    Machine.objects.for_customer(agent.customer_id).filter(pk=machine.pk).update(**fields)
+    machine.refresh_from_db()
+    return job_start_for_agent(machine.customer, agent, machine)
+
+
+class Agent:
+    """Speaks the upload protocol through the test client, as an agent would.
+
+    ``Agent.enrolled(customer)`` is a real enrolled agent; ``open`` then uploads for its
+    running job of the disk's machine (started on first use). ``Agent(text)`` alone only
+    sends that Authorization text (for the credential error tests)."""
+
+    def __init__(self, token: str, agent=None):
+        self.token, self.agent = token, agent
         self.client = APIClient()
         self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    @classmethod
+    def enrolled(cls, customer, **kwargs) -> "Agent":
+        return cls(*reversed(enroll(customer, **kwargs)))
 
     def post_json(self, url, data):
         return self.client.post(url, data, format="json")
 
-    def open(self, disk):
-        return self.post_json(
-            "/api/v1/agent/upload-sessions/", {"machine": disk.machine_id, "disk": disk.key}
-        )
+    def job_for(self, machine) -> ReplicationJob:
+        return running_job(self.agent, machine)
+
+    def open(self, disk, **extra):
+        body = {"machine": disk.machine_id, "disk": disk.key}
+        mine = self.agent is not None and disk.customer_id == self.agent.customer_id
+        if mine and "job" not in extra:
+            body["job"] = self.job_for(disk.machine).pk
+        return self.post_json("/api/v1/agent/upload-sessions/", {**body, **extra})
 
     def missing(self, session_id, digests: list[bytes]):
         url = f"/api/v1/agent/upload-sessions/{session_id}/missing/"

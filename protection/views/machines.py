@@ -15,9 +15,17 @@ from .. import services
 from ..forms import MachineBulkForm, MachineFilterForm
 from ..inheritance import effective_for_machine
 from ..models import Machine, MachineGroup
-from ..selectors import machine_search, machines_of
+from ..selectors import (
+    latest_job,
+    machine_jobs,
+    machine_search,
+    machines_of,
+    machines_with_replication,
+    with_snapshot_counts,
+)
 
 PAGE_SIZE = 50
+JOB_PAGE_SIZE = 20
 
 # Column → the sort key its header links to first (a second click reverses it).
 SORTABLE = {"name": "name", "status": "status", "last_replicated": "-last_replicated"}
@@ -65,7 +73,7 @@ class MachineTableMixin(OperatorContextMixin):
             "filter_form": form,
             "filters_active": form.active,
             "page_obj": page,
-            "machines": page.object_list,
+            "machines": machines_with_replication(self.customer, page.object_list),
             "has_any_machine": has_any,
             "groups": groups,
             "sort": sort,
@@ -94,8 +102,17 @@ class MachineDetailView(OperatorContextMixin, TenantObjectMixin, DetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["effective"] = list(effective_for_machine(self.object).rows())
+        machine = self.object
+        effective = effective_for_machine(machine)
+        context["effective"] = list(effective.rows())
         context["groups"] = list(MachineGroup.objects.for_customer(self.customer))
+        machines_with_replication(self.customer, [machine])  # RPO figures, active job
+        context["active_job"] = machine.active_job
+        context["job"] = machine.active_job or latest_job(self.customer, machine)
+        jobs = machine_jobs(self.customer, machine)
+        jobs_page = Paginator(jobs, JOB_PAGE_SIZE).get_page(self.request.GET.get("jobs_page"))
+        jobs_page.object_list = with_snapshot_counts(self.customer, jobs_page.object_list)
+        context["jobs_page"] = jobs_page
         return context
 
 

@@ -26,4 +26,87 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
     form.addEventListener("submit", (ev) => { if (!window.confirm(form.getAttribute("data-confirm"))) ev.preventDefault(); });
   });
+  // Live progress of a machine's replication job. The panel names its JSON endpoint in
+  // data-job-poll and is polled every 2 s while data-job-active is "1"; elements inside
+  // with data-job="<field>" take the job's figures, [data-machine-status] badges and
+  // [data-machine-field] cells anywhere on the page take the machine's.
+  const POLL_MS = 2000;
+  document.querySelectorAll("[data-job-poll]").forEach((panel) => {
+    const url = panel.getAttribute("data-job-poll");
+    let failures = 0;
+    const set = (name, value) => {
+      panel.querySelectorAll(`[data-job="${name}"]`).forEach((el) => { el.textContent = value; });
+    };
+    const renderMachine = (m) => {
+      document.querySelectorAll("[data-machine-status]").forEach((el) => {
+        el.className = `badge status-${m.status}`;
+        el.textContent = m.status_display;
+        el.title = m.status_message || "";
+      });
+      const field = (name, value) => document.querySelectorAll(`[data-machine-field="${name}"]`).forEach((el) => { el.textContent = value; });
+      field("status_message", m.status_message || "");
+      field("last_replicated", m.last_replicated);
+      field("rpo_lag", m.rpo_lag);
+      document.querySelectorAll('[data-machine-field="rpo_lag"]').forEach((el) => { el.classList.toggle("late", !!m.rpo_late); });
+    };
+    const renderJob = (job) => {
+      const body = panel.querySelector("[data-job-body]");
+      const none = panel.querySelector("[data-job-none]");
+      if (body) body.hidden = !job;
+      if (none) none.hidden = !!job;
+      const replicate = panel.querySelector("[data-job-replicate]");
+      const cancel = panel.querySelector("[data-job-cancel]");
+      if (replicate) replicate.hidden = !!(job && job.active);
+      if (cancel) {
+        cancel.hidden = !(job && job.cancellable);
+        if (job && job.cancellable) {
+          cancel.action = cancel.getAttribute("data-cancel-template").replace(/\/0\/cancel\/$/, `/${job.id}/cancel/`);
+        }
+      }
+      if (!job) return;
+      set("id", job.id);
+      set("state_display", job.state_display);
+      panel.querySelectorAll('[data-job="state_display"]').forEach((el) => { el.className = `badge job-${job.state}`; });
+      set("trigger_display", job.trigger_display);
+      set("started", job.text.started);
+      set("duration", job.text.duration);
+      set("percent", job.percent);
+      set("done", job.text.done);
+      set("total", job.text.total);
+      set("phase", job.phase || "—");
+      set("read", job.text.read);
+      set("sent", job.text.sent);
+      set("new_chunks", job.new_chunks);
+      set("speed", job.text.speed);
+      panel.querySelectorAll('[data-job="bar"]').forEach((el) => {
+        el.setAttribute("aria-valuenow", job.percent);
+        const fill = el.querySelector("span");
+        if (fill) fill.style.width = `${job.percent}%`;
+      });
+      panel.querySelectorAll('[data-job="error_message"]').forEach((el) => {
+        el.textContent = job.error_message || "";
+        el.hidden = !job.error_message;
+      });
+    };
+    const tick = async () => {
+      if (panel.getAttribute("data-job-active") !== "1") return;
+      try {
+        const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" });
+        const type = response.headers.get("content-type") || "";
+        if (!response.ok || !type.includes("json")) throw new Error(`status ${response.status}`);
+        const data = await response.json();
+        failures = 0;
+        renderMachine(data.machine);
+        renderJob(data.job);
+        const active = !!(data.job && data.job.active);
+        panel.setAttribute("data-job-active", active ? "1" : "");
+        const ended = panel.querySelector("[data-job-ended]");
+        if (!active && ended) ended.hidden = false;
+      } catch (e) {
+        failures += 1; // a logged-out session or a restarting server: retry a while, then stop
+      }
+      if (panel.getAttribute("data-job-active") === "1" && failures < 30) setTimeout(tick, POLL_MS);
+    };
+    if (panel.getAttribute("data-job-active") === "1") setTimeout(tick, POLL_MS);
+  });
 });

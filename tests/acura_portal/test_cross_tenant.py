@@ -9,16 +9,19 @@ import re
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from protection.models import Machine, MachineGroup, MachineStatus
-from storage.auth import api_key_create
+from clouds.models import Agent, AgentCredential, AgentEvent, AgentStatus
+from protection.jobs import job_finish, job_queue, job_take_next
+from protection.models import JobTrigger, Machine, MachineGroup, MachineStatus, ReplicationJob
 from storage.models import Snapshot
 from tenants.models import Membership, Role
 from tests.factories import DiskFactory, MachineFactory, MachineGroupFactory, MembershipFactory
-from tests.storage_support import Agent
+from tests.job_support import commit_snapshot, make_agent
 
 # URL name (without namespace) prefix → which of the victim's objects a `pk` refers to.
 # Longest prefixes first.
 PK_OBJECTS = [
+    ("agent", "agent"),
+    ("job", "job"),
     ("machine-group", "group"),
     ("machine", "machine"),
     ("group", "group"),
@@ -63,17 +66,33 @@ def _object_kind(name: str) -> str:
 @pytest.fixture
 def victim(customer, other_customer):
     group = MachineGroupFactory(customer=customer, name="Victim group")
-    machine = MachineFactory(customer=customer, group=group, status=MachineStatus.PROTECTED)
+    agent = make_agent(customer, status=AgentStatus.ONLINE, group=group)
+    machine = MachineFactory(
+        customer=customer, group=group, status=MachineStatus.PROTECTED, agent=agent
+    )
     DiskFactory(machine=machine)
     membership = MembershipFactory(customer=customer, role=Role.ADMIN)
     disk = DiskFactory(machine=machine, customer=customer, key="victim-disk")
-    _key, token = api_key_create(customer, "victim agent")
-    snapshot = Agent(token).replicate(disk, b"victim data" * 10000)["snapshot"]
+    # A finished job with a real snapshot, then an active one (what Cancel would end).
+    job_queue(customer, machine, trigger=JobTrigger.MANUAL)
+    done = job_take_next(customer, agent)
+    snapshot = commit_snapshot(customer, done, disk, data=b"victim data" * 10000)
+    job_finish(done, succeeded=True, snapshot_ids=[snapshot.pk])
+    job = job_queue(customer, machine, trigger=JobTrigger.MANUAL)
+    AgentEvent.objects.create(
+        customer=customer,
+        agent=agent,
+        level="error",
+        message="victim log",
+        occurred_at=done.created_at,
+    )
     return {
         "group": group,
         "machine": machine,
         "membership": membership,
-        "snapshot": Snapshot.objects.for_customer(customer).get(pk=snapshot["id"]),
+        "snapshot": snapshot,
+        "agent": agent,
+        "job": job,
     }
 
 
@@ -95,7 +114,21 @@ def _post_body(objects):
         "action": "start_protection",
         "name": "stolen",
         "role": "viewer",
+        "enabled": "1",
+        "protected": "1",
     }
+
+
+def _victim_rows(customer):
+    return (
+        list(Machine.objects.for_customer(customer).values()),
+        list(MachineGroup.objects.for_customer(customer).values()),
+        list(Membership.objects.filter(customer=customer).values()),
+        list(Snapshot.objects.for_customer(customer).values()),
+        list(ReplicationJob.objects.for_customer(customer).values()),
+        list(Agent.objects.for_customer(customer).values()),
+        list(AgentCredential.objects.for_customer(customer).values()),
+    )
 
 
 def test_the_route_list_is_not_empty():
@@ -106,6 +139,7 @@ def test_the_route_list_is_not_empty():
 
 @pytest.mark.parametrize("method", ["get", "post", "put", "patch", "delete"])
 def test_foreign_customer_slug_is_404_everywhere(stranger_client, victim, customer, method):
+    before = _victim_rows(customer)
     for name, params in customer_routes().items():
         url = _url(name, params, customer.slug, victim)
         data = _post_body(victim) if method == "post" else None
@@ -116,10 +150,14 @@ def test_foreign_customer_slug_is_404_everywhere(stranger_client, victim, custom
         else:
             response = getattr(stranger_client, method)(url, data=data)
         assert response.status_code == 404, f"{method.upper()} {url} gave {response.status_code}"
+    assert _victim_rows(customer) == before
 
 
 @pytest.mark.parametrize("method", ["get", "post", "put", "patch", "delete"])
-def test_foreign_object_ids_under_own_slug_are_404(stranger_client, victim, other_customer, method):
+def test_foreign_object_ids_under_own_slug_are_404(
+    stranger_client, victim, customer, other_customer, method
+):
+    before = _victim_rows(customer)
     for name, params in customer_routes().items():
         if "pk" not in params:
             continue
@@ -132,29 +170,19 @@ def test_foreign_object_ids_under_own_slug_are_404(stranger_client, victim, othe
             data = _post_body(victim) if method == "post" else None
             response = getattr(stranger_client, method)(url, data=data)
         assert response.status_code == 404, f"{method.upper()} {url} gave {response.status_code}"
+    assert _victim_rows(customer) == before
 
 
 def test_foreign_ids_in_bodies_change_nothing(stranger_client, victim, other_customer, customer):
     """Collection routes of the stranger's own customer, fed the victim's ids, alter nothing."""
-    before = (
-        list(Machine.objects.for_customer(customer).values()),
-        list(MachineGroup.objects.for_customer(customer).values()),
-        list(Membership.objects.filter(customer=customer).values()),
-        list(Snapshot.objects.for_customer(customer).values()),
-    )
+    before = _victim_rows(customer)
     for name, params in customer_routes().items():
         if "pk" in params:
             continue
         url = _url(name, params, other_customer.slug, victim)
         stranger_client.post(url, data=_post_body(victim))
         stranger_client.post(url, data=_post_body(victim), content_type="application/json")
-    after = (
-        list(Machine.objects.for_customer(customer).values()),
-        list(MachineGroup.objects.for_customer(customer).values()),
-        list(Membership.objects.filter(customer=customer).values()),
-        list(Snapshot.objects.for_customer(customer).values()),
-    )
-    assert after == before
+    assert _victim_rows(customer) == before
 
 
 def test_anonymous_is_sent_to_login_or_refused(client, victim, customer):

@@ -3,7 +3,6 @@
 import pytest
 from playwright.sync_api import expect
 
-from storage.auth import api_key_create
 from storage.models import Snapshot
 from tests.storage_support import Agent, make_disk
 
@@ -13,8 +12,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_protect_and_download_a_snapshot(page, login, operator_user, customer, tmp_path):
     disk = make_disk(customer)
     data = b"point in time " * 20000
-    _key, token = api_key_create(customer, "agent")
-    snapshot = Agent(token).replicate(disk, data)["snapshot"]
+    snapshot = Agent.enrolled(customer).replicate(disk, data)["snapshot"]
     login(operator_user)
     page.goto(f"/c/{customer.slug}/machines/{disk.machine_id}/snapshots/")
     expect(page.locator("body")).to_contain_text("Complete")

@@ -1,4 +1,4 @@
-"""Fixtures of the storage tests: agents (API keys) of both customers."""
+"""Fixtures of the storage tests: enrolled agents of both customers."""
 
 import socket
 import subprocess
@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from storage.auth import api_key_create
 from tests.storage_support import (  # noqa: F401  (re-exported for the tests' imports)
     CHUNK,
     Agent,
@@ -24,14 +23,12 @@ from tests.storage_support import (  # noqa: F401  (re-exported for the tests' i
 
 @pytest.fixture
 def agent(customer):
-    _key, token = api_key_create(customer, "test agent")
-    return Agent(token)
+    return Agent.enrolled(customer, hostname="test agent")
 
 
 @pytest.fixture
 def other_agent(other_customer):
-    _key, token = api_key_create(other_customer, "other agent")
-    return Agent(token)
+    return Agent.enrolled(other_customer, hostname="other agent")
 
 
 # -- moto S3 server: shared by the backend suite (store/) and the S3 protocol tests --

@@ -1,5 +1,5 @@
 """The provider admin of the store: the catalog is read-only, and the few writes it offers
-(protect, delete a snapshot, create a store or an API key) keep the store consistent."""
+(protect, delete a snapshot, create a store) keep the store consistent."""
 
 import re
 
@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from storage.models import Chunk, CustomerStore, Snapshot, StorageApiKey
+from storage.models import Chunk, CustomerStore, Snapshot
 from tests.factories import CustomerFactory
 
 from .conftest import CHUNK, make_disk
@@ -77,23 +77,3 @@ def test_adding_a_store_makes_a_random_namespace(staff, db):
     again = staff.post(url(CustomerStore, "add"), {"customer": newcomer.pk})
     assert again.status_code == 200  # one store per customer: a form error
     assert CustomerStore.objects.filter(customer=newcomer).count() == 1
-
-
-def test_api_key_is_created_with_a_token_shown_once_and_revoked(staff, customer):
-    response = staff.post(
-        url(StorageApiKey, "add"), {"customer": customer.pk, "name": "backup agent"}, follow=True
-    )
-    token = re.search(r"ak_[0-9a-f]{8}\.[A-Za-z0-9_-]+", response.content.decode()).group(0)
-    key = StorageApiKey.objects.for_customer(customer).get(name="backup agent")
-    assert token.startswith(f"ak_{key.prefix}.") and key.secret_hash not in token
-    client = Client()
-    disk = make_disk(customer)
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-    body = {"machine": disk.machine_id, "disk": disk.key}
-    opened = client.post("/api/v1/agent/upload-sessions/", body, "application/json", **auth)
-    assert opened.status_code == 201
-    staff.post(url(StorageApiKey, "changelist"), {"action": "revoke", "_selected_action": [key.pk]})
-    key.refresh_from_db()
-    assert key.revoked_at is not None
-    refused = client.post("/api/v1/agent/upload-sessions/", body, "application/json", **auth)
-    assert refused.status_code == 401

@@ -73,13 +73,25 @@ def test_b_lists_none_of_a_snapshots(other_agent, a_world):
     assert by_disk.json()["count"] == 0
 
 
-def test_b_cannot_open_a_session_on_a_machine(other_agent, a_world, a_unchanged):
+def test_b_cannot_open_a_session_on_a_machine(other_agent, other_customer, a_world, a_unchanged):
+    b_job = other_agent.job_for(make_disk(other_customer, key="b-disk").machine)
     a_unchanged()
     disk = a_world["disk"]
-    response = other_agent.post_json(SESSIONS, {"machine": disk.machine_id, "disk": disk.key})
-    error = error_of(response, 400)
+    body = {"machine": disk.machine_id, "disk": disk.key, "job": b_job.pk}
+    error = error_of(other_agent.post_json(SESSIONS, body), 400)
     assert error["details"]["machine"] == ["No such machine."]
     a_unchanged.check()
+
+
+def test_b_cannot_upload_for_a_job(agent, other_agent, other_customer, a_world, a_unchanged):
+    """A's job id in B's session open is "no such job", even for B's own disk."""
+    a_job = agent.job_for(a_world["disk"].machine)
+    b_disk = make_disk(other_customer, key="b-disk")
+    a_unchanged()
+    error = error_of(other_agent.open(b_disk, job=a_job.pk), 404)
+    assert error["message"] == f"No job {a_job.pk} of this agent."
+    a_unchanged.check()
+    assert not UploadSession.objects.for_customer(other_customer).exists()
 
 
 def test_dedup_never_crosses_customers(

@@ -19,18 +19,24 @@ pytestmark = pytest.mark.e2e
 CHUNK = 1024 * 1024
 SETUP = """
 from tenants.services import customer_create
+from clouds.services import agent_enroll, enrollment_token_create
+from protection.jobs import job_start_for_agent
 from protection.models import Machine, Disk
-from storage.auth import api_key_create
 customer = customer_create(slug="e2e", name="E2E").customer
-machine = Machine.objects.create(customer=customer, name="vm", platform="linux")
+token = enrollment_token_create(customer, platform="linux").text
+enrolled = agent_enroll(token, hostname="e2e", version="test")
+machine = Machine.objects.create(
+    customer=customer, name="vm", platform="linux", status="protected", agent=enrolled.agent
+)
 Disk.objects.create(customer=customer, machine=machine, key="sda", size_bytes=0)
-print(machine.pk, api_key_create(customer, "e2e")[1])
+job = job_start_for_agent(customer, enrolled.agent, machine)
+print(machine.pk, enrolled.text, job.pk)
 """
 
 
 class HttpAgent:
-    def __init__(self, base, token):
-        self.base, self.token = base, token
+    def __init__(self, base, token, job=None):
+        self.base, self.token, self.job = base, token, job
 
     def call(self, method, path, body=None, content_type="application/json", headers=None):
         data = json.dumps(body).encode() if content_type == "application/json" else body
@@ -52,7 +58,9 @@ class HttpAgent:
 
     def replicate(self, machine, data):
         status, body, _ = self.call(
-            "POST", "/api/v1/agent/upload-sessions/", {"machine": machine, "disk": "sda"}
+            "POST",
+            "/api/v1/agent/upload-sessions/",
+            {"machine": machine, "disk": "sda", "job": self.job},
         )
         assert status in (200, 201), body
         session = json.loads(body)["id"]
@@ -93,7 +101,7 @@ def test_replicate_and_restore_over_http(tmp_path):
         assert manage(["migrate", "-v", "0"], env).returncode == 0
         setup = manage(["shell", "-v", "0", "-c", SETUP], env)
         assert setup.returncode == 0, setup.stderr
-        machine, token = setup.stdout.split()
+        machine, token, job = setup.stdout.split()
         port = free_port()
         server = Process(
             [sys.executable, "manage.py", "serve", "--port", str(port), "--no-demo"], env
@@ -101,7 +109,7 @@ def test_replicate_and_restore_over_http(tmp_path):
         try:
             base = f"http://127.0.0.1:{port}"
             wait_http_ok(base + "/healthz", timeout=60)
-            agent = HttpAgent(base, token)
+            agent = HttpAgent(base, token, int(job))
             first = os.urandom(5 * CHUNK) + bytes(2 * CHUNK) + os.urandom(CHUNK // 2)
             snap1, sent1 = agent.replicate(int(machine), first)
             assert sent1 == 6
@@ -120,10 +128,10 @@ def test_replicate_and_restore_over_http(tmp_path):
                 headers={"Range": f"bytes={CHUNK - 10}-{CHUNK + 9}"},
             )
             assert status == 206 and body == second[CHUNK - 10 : CHUNK + 10]
-            status, body, _ = HttpAgent(base, "ak_wrong.token").call(
+            status, body, _ = HttpAgent(base, "acag_000000000000.wrong").call(
                 "GET", "/api/v1/agent/snapshots/"
             )
-            assert status == 401 and b"Invalid API key." in body
+            assert status == 401 and b"Unknown agent credential." in body
         finally:
             server.stop()
             server.kill_group()

@@ -8,10 +8,11 @@ import hashlib
 
 import pytest
 import zstandard
-from django.utils import timezone
 
-from storage.auth import api_key_create
-from storage.models import Chunk, StorageApiKey, UploadSession
+from clouds.models import AgentCredential
+from clouds.services import agent_credential_revoke
+from protection.models import ReplicationJob
+from storage.models import Chunk, UploadSession
 from tests.factories import MachineFactory
 
 from .conftest import CHUNK, Agent, batch, make_disk
@@ -80,36 +81,38 @@ def test_portal_login_is_not_an_agent_credential(disk, admin_client_, unchanged)
 
 
 @pytest.mark.parametrize(
-    "header",
+    ("header", "message"),
     [
-        "Bearer",
-        "Bearer nonsense",
-        "Bearer ak_",
-        "Bearer ak_deadbeef",
-        "Bearer ak_deadbeef.",
-        "Bearer ak_.secret",
-        "Bearer ak_deadbeef.not-the-secret",
-        "bearer ak_0000.x",
+        ("Bearer", "Malformed agent credential"),
+        ("Bearer nonsense", "Malformed agent credential"),
+        ("Bearer acag_", "Malformed agent credential"),
+        ("Bearer acag_deadbeef", "Malformed agent credential"),
+        ("Bearer acag_deadbeef.", "Malformed agent credential"),
+        ("Bearer acag_.secret", "Malformed agent credential"),
+        ("Bearer ak_deadbeef.secret", "Malformed agent credential"),  # the old API keys
+        ("Bearer acet_deadbeef.secret", "Malformed agent credential"),  # enrollment token
+        ("Bearer acag_deadbeef.not-the-secret", "Unknown agent credential."),
+        ("bearer acag_0000.x", "Unknown agent credential."),
     ],
 )
-def test_malformed_or_unknown_key_is_401(disk, header, unchanged):
+def test_malformed_or_unknown_credential_is_401(disk, header, message, unchanged):
     agent = Agent("unused")
     agent.client.credentials(HTTP_AUTHORIZATION=header)
     unchanged()
     response = agent.open(disk)
-    error_of(response, 401, "Invalid API key.")
+    error_of(response, 401, message)
     assert response["WWW-Authenticate"] == 'Bearer realm="acura-agent"'
     unchanged.check()
     assert not UploadSession.objects.for_customer(disk.customer).exists()
 
 
-def test_right_prefix_wrong_secret_is_401(customer, disk, unchanged):
-    key, token = api_key_create(customer, "k")
+def test_right_prefix_wrong_secret_is_401(customer, disk, agent, unchanged):
+    credential = AgentCredential.objects.for_customer(customer).get(agent=agent.agent)
     unchanged()
-    error_of(Agent(token + "x").open(disk), 401, "Invalid API key.")
+    error_of(Agent(agent.token + "x").open(disk), 401, "Unknown agent credential.")
     unchanged.check()
-    key.refresh_from_db()
-    assert key.last_used_at is None  # a failed attempt is not a use
+    credential.refresh_from_db()
+    assert credential.last_used_at is None  # a failed attempt is not a use
 
 
 def test_other_scheme_is_not_ours(disk):
@@ -118,15 +121,17 @@ def test_other_scheme_is_not_ours(disk):
     error_of(agent.open(disk), 401, "Authorization: Bearer")
 
 
-def test_revoked_key_is_401(customer, disk, unchanged):
-    key, token = api_key_create(customer, "k")
-    StorageApiKey.objects.for_customer(customer).filter(pk=key.pk).update(revoked_at=timezone.now())
+def test_revoked_credential_is_401(customer, disk, agent, unchanged):
+    job = agent.job_for(disk.machine)
+    agent_credential_revoke(agent.agent)
     unchanged()
-    error_of(Agent(token).open(disk), 401, "This API key was revoked.")
+    error_of(agent.open(disk), 401, "This agent credential was revoked")
+    error_of(agent.client.get(SNAPSHOTS), 401, "revoked")
     unchanged.check()
+    assert job.upload_sessions.count() == 0
 
 
-def test_key_of_inactive_customer_is_401(customer, disk, agent, unchanged):
+def test_credential_of_inactive_customer_is_401(customer, disk, agent, unchanged):
     customer.is_active = False
     customer.save()
     unchanged()
@@ -154,6 +159,7 @@ def test_key_of_inactive_customer_is_401(customer, disk, agent, unchanged):
 )
 def test_open_with_bad_fields(agent, disk, unchanged, body, field, message):
     body = {k: disk.machine_id if v == "MACHINE" else v for k, v in body.items()}
+    body.setdefault("job", agent.job_for(disk.machine).pk)
     unchanged()
     error = error_of(agent.post_json(SESSIONS, body), 400)
     assert field in error["details"]
@@ -164,10 +170,56 @@ def test_open_with_bad_fields(agent, disk, unchanged, body, field, message):
 
 def test_open_disk_of_another_machine(agent, customer, disk, unchanged):
     other = MachineFactory(customer=customer)
+    job = agent.job_for(other)
     unchanged()
-    response = agent.post_json(SESSIONS, {"machine": other.pk, "disk": disk.key})
+    response = agent.post_json(SESSIONS, {"machine": other.pk, "disk": disk.key, "job": job.pk})
     assert "No disk with this key" in str(error_of(response, 400)["details"]["disk"])
     unchanged.check()
+
+
+def test_open_needs_the_job(agent, disk, unchanged):
+    unchanged()
+    response = agent.post_json(SESSIONS, {"machine": disk.machine_id, "disk": disk.key})
+    assert error_of(response, 400)["details"]["job"] == ["This field is required."]
+    unchanged.check()
+
+
+def test_open_with_a_job_of_another_agent_or_customer_is_404(
+    agent, disk, customer, other_customer, unchanged
+):
+    colleague = Agent.enrolled(customer, hostname="second agent")
+    theirs = colleague.job_for(make_disk(customer, key="theirs").machine)
+    stranger = Agent.enrolled(other_customer)
+    foreign = stranger.job_for(make_disk(other_customer).machine)
+    unchanged()
+    for job in (theirs, foreign):
+        error = error_of(agent.open(disk, job=job.pk), 404, f"No job {job.pk} of this agent.")
+        assert error["details"]["code"] == "not_found"
+    unchanged.check()
+
+
+def test_open_with_the_job_of_another_machine_is_400(agent, customer, disk, unchanged):
+    other_job = agent.job_for(make_disk(customer, key="elsewhere").machine)
+    unchanged()
+    error = error_of(agent.open(disk, job=other_job.pk), 400, "replicates another machine")
+    assert error["details"]["code"] == "wrong_machine"
+    unchanged.check()
+
+
+@pytest.mark.parametrize("state", ["queued", "cancelled", "failed", "succeeded"])
+def test_open_for_a_job_that_is_not_running_is_409(agent, customer, disk, unchanged, state):
+    job = agent.job_for(disk.machine)
+    ReplicationJob.objects.for_customer(customer).filter(pk=job.pk).update(state=state)
+    unchanged()
+    error = error_of(agent.open(disk, job=job.pk), 409, f"Job {job.pk} is not running")
+    assert error["details"] == {"code": "not_running", "state": state}
+    unchanged.check()
+
+
+def test_open_links_the_session_to_the_job(agent, disk):
+    job = agent.job_for(disk.machine)
+    session = agent.open(disk).json()["id"]
+    assert UploadSession.objects.for_customer(disk.customer).get(pk=session).job == job
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,8 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
+from clouds.models import AgentEvent, Cloud
 from protection.models import Disk, Machine, MachineGroup, MachineStatus, ReplicationPolicy
-from storage.auth import api_key_create
 from storage.models import MaintenanceKind, MaintenanceRun, QuarantinedChunk
 from tenants.models import Customer, Membership
 from tests.factories import DiskFactory, MachineFactory, MachineGroupFactory
@@ -44,11 +44,19 @@ def staff(superuser):
 def world(customer, other_customer, admin_user, stranger_user, machine):
     """At least one row of every registered model, in two customers."""
     theirs = MachineFactory(customer=other_customer, name="db-01", status=MachineStatus.IN_SYNC)
-    replicated = DiskFactory(machine=machine, key="scsi0:0", label="Hard disk 1")
+    # Replication protects its machine and starts a job there, so it gets its own machine
+    # (``machine`` stays unprotected for the action tests).
+    backup = MachineFactory(customer=customer, group=machine.group, name="backup-host")
+    replicated = DiskFactory(machine=backup, key="scsi0:0", label="Hard disk 1")
     DiskFactory(machine=theirs)
-    # The store's catalog: a key, a store, chunks, an index, a snapshot and its session.
-    _key, token = api_key_create(customer, "admin test agent")
-    Agent(token).replicate(replicated, b"admin test data " * 40000)
+    # An enrolled agent (token, credential, a job) and the store's catalog it fills: a
+    # store, chunks, an index, a snapshot and its session.
+    agent = Agent.enrolled(customer, hostname="admin test agent")
+    agent.replicate(replicated, b"admin test data " * 40000)
+    AgentEvent.objects.create(
+        customer=customer, agent=agent.agent, message="replicated", occurred_at=timezone.now()
+    )
+    Cloud.objects.create(customer=other_customer, name="vCenter 1", platform="vmware")
     QuarantinedChunk.objects.create(customer=customer, digest="ab" * 32, reason="CRC mismatch")
     MaintenanceRun.objects.create(kind=MaintenanceKind.GC, ok=True, summary={"freed_bytes": 0})
     ReplicationPolicy.objects.create(customer=customer, interval_minutes=60)
@@ -76,7 +84,7 @@ def test_the_registry_covers_every_project_model():
 
     project = [
         m
-        for app in ("tenants", "protection", "storage")
+        for app in ("tenants", "protection", "storage", "clouds")
         for m in apps.get_app_config(app).get_models()
     ]
     assert set(project) <= set(admin.site._registry)

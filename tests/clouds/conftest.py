@@ -1,0 +1,86 @@
+"""Factories of the clouds tests: enrollment tokens, enrolled agents and their API clients."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from clouds.services import agent_enroll, enrollment_token_create
+from protection.models import MachineStatus
+from tests.factories import DiskFactory, MachineFactory
+
+API = "/api/v1/agent/"
+
+
+def make_token(customer, platform="linux", **kwargs):
+    """A new enrollment token (``.token`` the row, ``.text`` the secret)."""
+    return enrollment_token_create(customer, platform=platform, **kwargs)
+
+
+def enroll(customer, platform="linux", hostname="host-1", **kwargs):
+    """An enrolled agent (``.agent``, ``.credential``, ``.text``)."""
+    token = make_token(customer, platform, **kwargs).text
+    return agent_enroll(token, hostname=hostname, version="1.0")
+
+
+def client_for(credential_text: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {credential_text}")
+    return client
+
+
+def post(client, path: str, body=None):
+    return client.post(API + path, body if body is not None else {}, format="json")
+
+
+def protected_machine(agent, **kwargs):
+    """A protected machine of ``agent`` with two disks."""
+    machine = MachineFactory(
+        customer=agent.customer,
+        platform=agent.platform,
+        status=MachineStatus.PROTECTED,
+        agent=agent,
+        **kwargs,
+    )
+    DiskFactory(machine=machine, customer=agent.customer, key="sda", size_bytes=1 << 20)
+    DiskFactory(machine=machine, customer=agent.customer, key="sdb", size_bytes=2 << 20)
+    return machine
+
+
+@pytest.fixture
+def enrolled(customer, group):
+    return enroll(customer, group=group)
+
+
+@pytest.fixture
+def agent(enrolled):
+    return enrolled.agent
+
+
+@pytest.fixture
+def api(enrolled):
+    return client_for(enrolled.text)
+
+
+@pytest.fixture
+def other_enrolled(other_customer):
+    return enroll(other_customer, hostname="globex-host")
+
+
+@pytest.fixture
+def other_api(other_enrolled):
+    return client_for(other_enrolled.text)
+
+
+@pytest.fixture
+def anon():
+    return APIClient()
+
+
+def error_of(response, status: int, message: str | None = None) -> dict:
+    """The ``error`` object of a response, checked against the shared error shape."""
+    assert response.status_code == status, response.content
+    error = response.json()["error"]
+    assert error["status"] == status
+    assert isinstance(error["message"], str) and error["message"]
+    if message is not None:
+        assert message in error["message"], error
+    return error
