@@ -4,7 +4,6 @@ import pytest
 from django.test import Client
 from hypothesis import HealthCheck, settings
 
-
 from tenants.models import Role
 
 from .factories import (
