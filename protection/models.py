@@ -320,6 +320,7 @@ class ReplicationJob(TenantModel):
         ]
         indexes = [
             models.Index(fields=["customer", "machine", "-created_at"]),
+            models.Index(fields=["customer", "-created_at"]),
             models.Index(fields=["state", "last_progress_at"]),
             models.Index(fields=["agent", "state"]),
         ]
