@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from tenants.models import Customer
 
-from .inheritance import EffectiveSettings, Source, merge_levels, policy_values
+from .inheritance import EffectiveSettings, PolicySet
 from .jobs import JobError, job_queue
 from .models import (
     ACTIVE_JOB_STATES,
@@ -33,7 +33,6 @@ from .models import (
     Machine,
     MachineStatus,
     ReplicationJob,
-    ReplicationPolicy,
 )
 from .schedule import next_run
 from .services import PROTECTED_STATUSES
@@ -63,38 +62,6 @@ COUNTS = (
     "conflicts",
     "next_run_updated",
 )
-
-
-class CustomerPolicies:
-    """Every replication policy of one customer, loaded once; effective settings per
-    machine are merged in memory and cached per level that stores its own values."""
-
-    def __init__(self, customer):
-        empty = {}
-        self.customer_values = empty
-        self.group_values: dict[int, dict] = {}
-        self.machine_values: dict[int, dict] = {}
-        for policy in ReplicationPolicy.objects.for_customer(customer):
-            if policy.machine_id:
-                self.machine_values[policy.machine_id] = policy_values(policy)
-            elif policy.group_id:
-                self.group_values[policy.group_id] = policy_values(policy)
-            else:
-                self.customer_values = policy_values(policy)
-        self._cache: dict[tuple, EffectiveSettings] = {}
-
-    def effective(self, machine_id: int, group_id: int | None) -> EffectiveSettings:
-        own = self.machine_values.get(machine_id)
-        key = ("machine", machine_id) if own is not None else ("group", group_id)
-        if key not in self._cache:
-            levels = []
-            if own is not None:
-                levels.append((Source("machine"), own))
-            if group_id is not None:
-                levels.append((Source("group"), self.group_values.get(group_id, {})))
-            levels.append((Source("customer"), self.customer_values))
-            self._cache[key] = merge_levels(levels)
-        return self._cache[key]
 
 
 def _machines(customer):
@@ -129,7 +96,7 @@ def dispatch_customer(customer, now: datetime) -> Counter:
     """Queue the due replications of one customer and refresh its machines' next run."""
     counts: Counter = Counter()
     zone = ZoneInfo(customer.time_zone)
-    policies = CustomerPolicies(customer)
+    policies = PolicySet(customer)
     seen_after = now - timedelta(seconds=settings.AGENT_OFFLINE_AFTER_SECONDS)
     changed = []
     for machine in _machines(customer):

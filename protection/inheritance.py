@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import time
 
+from django.db.models import Q
+
 from .models import KEEP_FIELDS, Machine, MachineGroup, ReplicationPolicy
 
 ALL_DAYS = [1, 2, 3, 4, 5, 6, 7]
@@ -182,6 +184,48 @@ def retention_problem(effective: EffectiveSettings) -> str | None:
     if all((effective[name] or 0) == 0 for name in KEEP_FIELDS):
         return "At least one keep rule must be greater than 0, or no snapshot would be kept."
     return None
+
+
+class PolicySet:
+    """The replication policies of one customer loaded in one query, for effective settings
+    of many machines at once (the dispatcher, list pages): merged in memory, cached per level
+    that stores its own values. ``machines`` narrows the load to those machines, their groups
+    and the customer level (a page of a list); without it every policy is loaded.
+    """
+
+    def __init__(self, customer, machines=None):
+        self.customer_values: dict = {}
+        self.group_values: dict[int, dict] = {}
+        self.machine_values: dict[int, dict] = {}
+        rows = ReplicationPolicy.objects.for_customer(customer)
+        if machines is not None:
+            machines = list(machines)
+            rows = rows.filter(
+                Q(machine_id__in=[m.pk for m in machines])
+                | Q(group_id__in={m.group_id for m in machines if m.group_id})
+                | Q(group__isnull=True, machine__isnull=True)
+            )
+        for policy in rows:
+            if policy.machine_id:
+                self.machine_values[policy.machine_id] = policy_values(policy)
+            elif policy.group_id:
+                self.group_values[policy.group_id] = policy_values(policy)
+            else:
+                self.customer_values = policy_values(policy)
+        self._cache: dict[tuple, EffectiveSettings] = {}
+
+    def effective(self, machine_id: int, group_id: int | None) -> EffectiveSettings:
+        own = self.machine_values.get(machine_id)
+        key = ("machine", machine_id) if own is not None else ("group", group_id)
+        if key not in self._cache:
+            levels = []
+            if own is not None:
+                levels.append((Source("machine"), own))
+            if group_id is not None:
+                levels.append((Source("group"), self.group_values.get(group_id, {})))
+            levels.append((Source("customer"), self.customer_values))
+            self._cache[key] = merge_levels(levels)
+        return self._cache[key]
 
 
 # --- Loaders: which levels apply to an object -------------------------------------------
