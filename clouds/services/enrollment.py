@@ -94,15 +94,21 @@ def enrollment_token_create(
     return NewEnrollmentToken(token, new.text)
 
 
-def enrollment_token_revoke(token: EnrollmentToken) -> bool:
-    """Refuse ``token`` from now on; False (nothing changes) when it already was revoked."""
+def _revoke(row) -> bool:
+    """Stamp ``revoked_at`` on a token or credential row unless it already has one."""
     updated = (
-        EnrollmentToken.objects.for_customer(token.customer_id)
-        .filter(pk=token.pk, revoked_at__isnull=True)
+        type(row)
+        .objects.for_customer(row.customer_id)
+        .filter(pk=row.pk, revoked_at__isnull=True)
         .update(revoked_at=timezone.now())
     )
-    token.refresh_from_db()
+    row.refresh_from_db()
     return bool(updated)
+
+
+def enrollment_token_revoke(token: EnrollmentToken) -> bool:
+    """Refuse ``token`` from now on; False (nothing changes) when it already was revoked."""
+    return _revoke(token)
 
 
 def _clean_text(value, field: str, limit: int, errors: dict) -> str:
@@ -208,13 +214,7 @@ def agent_credential_revoke(agent: Agent) -> int:
 
 def credential_revoke(credential: AgentCredential) -> bool:
     """Revoke one credential row (the admin's action); False when it already was."""
-    updated = (
-        AgentCredential.objects.for_customer(credential.customer_id)
-        .filter(pk=credential.pk, revoked_at__isnull=True)
-        .update(revoked_at=timezone.now())
-    )
-    credential.refresh_from_db()
-    return bool(updated)
+    return _revoke(credential)
 
 
 def agent_credential_rotate(agent: Agent) -> tuple[AgentCredential, str]:

@@ -5,6 +5,7 @@ from rest_framework.test import APIClient
 
 from clouds.services import agent_enroll, enrollment_token_create
 from protection.models import MachineStatus
+from tests.api_support import error_of  # noqa: F401  (re-exported)
 from tests.factories import DiskFactory, MachineFactory
 
 API = "/api/v1/agent/"
@@ -73,14 +74,3 @@ def other_api(other_enrolled):
 @pytest.fixture
 def anon():
     return APIClient()
-
-
-def error_of(response, status: int, message: str | None = None) -> dict:
-    """The ``error`` object of a response, checked against the shared error shape."""
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert error["status"] == status
-    assert isinstance(error["message"], str) and error["message"]
-    if message is not None:
-        assert message in error["message"], error
-    return error

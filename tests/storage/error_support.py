@@ -6,6 +6,7 @@ import struct
 import zstandard
 
 from storage.models import Chunk, CustomerStore, IndexFile, Snapshot, UploadSession
+from tests.api_support import error_of  # noqa: F401  (re-exported)
 
 from .conftest import CHUNK
 
@@ -45,17 +46,6 @@ class Unchanged:
     def check(self):
         assert self.before is not None
         assert state(self.customer, self.root) == self.before
-
-
-def error_of(response, status: int, message: str | None = None) -> dict:
-    """The ``error`` object of a response, checked against the shared error shape."""
-    assert response.status_code == status, response.content
-    error = response.json()["error"]
-    assert error["status"] == status
-    assert isinstance(error["message"], str) and error["message"]
-    if message is not None:
-        assert message in error["message"], error
-    return error
 
 
 def rand_chunk(size: int = CHUNK) -> bytes:
