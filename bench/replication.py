@@ -1,7 +1,7 @@
 """Replication end to end: the Acura agent against a real server, beside restic and borg.
 
 Usage: .venv/bin/python bench/replication.py [--size 512M] [--change 0.02] [--repeat 3]
-       [--chunk-size 1M] [--only agent,restic,borg] [--no-lib] [--profile] [--keep] [--tmp DIR]
+       [--chunk-size 256K] [--only agent,restic,borg] [--no-lib] [--profile] [--keep] [--tmp DIR]
 
 The image and change pattern are bench/store.py's (40 % zeros, 30 % text-like, 30 % random in
 runs of 64 KiB-8 MiB; changes are 256 KiB runs of new random data). From the base image B:
@@ -324,7 +324,7 @@ def main():
     parser.add_argument("--change", type=fraction, default=0.02, help="fraction changed (0.02)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; best is shown")
     parser.add_argument(
-        "--chunk-size", type=parse_size, help="the server's (ACURA_CHUNK_SIZE); default 1M"
+        "--chunk-size", type=parse_size, help="the server's (ACURA_CHUNK_SIZE); default: its default"
     )
     parser.add_argument("--only", default="agent,restic,borg", help="contenders to run")
     parser.add_argument("--no-lib", action="store_true", help="skip the in-process agent runs")

@@ -104,7 +104,7 @@ class CustomerGc:
         for snapshot in snapshots:
             by_index.setdefault(snapshot.index_id, snapshot.index)
         for index_file in by_index.values():
-            digests = sorted(referenced_hex(load_index(self.store, index_file)))
+            digests = sorted(referenced_hex(load_index(self.store, index_file, cached=False)))
             for start in range(0, len(digests), self.batch):
                 batch = digests[start : start + self.batch]
                 now = timezone.now()

@@ -1,6 +1,10 @@
 """Index files in the catalog: writing a snapshot's index (full, or a delta of its base's)
 and reading any snapshot's index back through its chain of delta files."""
 
+import threading
+from collections import OrderedDict
+
+from django.conf import settings
 from django.utils import timezone
 
 from storage.models import IndexFile, IndexKind
@@ -25,13 +29,66 @@ def chain_of(index_file: IndexFile) -> list[IndexFile]:
     return chain
 
 
-def load_index(store: StoreHandle, index_file: IndexFile) -> Index:
-    """The materialized index; every link's structure and the final checksum are verified."""
+class IndexCache:
+    """Materialized indexes by index file, least recently used out past ``max_bytes``.
+
+    Index files never change once written, and a materialized index was verified against its
+    checksum, so a cached one is as good as a fresh read. Restores ask for the same index on
+    every Range request (one per chunk span) and commits for the base's index of every
+    incremental: without the cache each of those re-reads and re-applies a delta chain.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, Index] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> Index | None:
+        with self._lock:
+            index = self._items.get(key)
+            if index is not None:
+                self._items.move_to_end(key)
+            return index
+
+    def put(self, key: tuple, index: Index) -> None:
+        size = len(index.digests)
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = index
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _key, old = self._items.popitem(last=False)
+                self._bytes -= len(old.digests)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+INDEX_CACHE = IndexCache(settings.STORE_INDEX_CACHE_BYTES)
+
+
+def load_index(store: StoreHandle, index_file: IndexFile, *, cached: bool = True) -> Index:
+    """The materialized index; every link's structure and the final checksum are verified.
+
+    ``cached=False`` reads the files (verify, GC: a full pass would only churn the cache).
+    """
+    key = (store.namespace, index_file.pk, index_file.checksum)
+    if cached and (index := INDEX_CACHE.get(key)) is not None:
+        return index
     files = [
         decode_index_file(store.backend.get_object(store.namespace, link.object_name))
         for link in chain_of(index_file)
     ]
-    return materialize(files, expected_checksum=index_file.checksum)
+    index = materialize(files, expected_checksum=index_file.checksum)
+    if cached:
+        INDEX_CACHE.put(key, index)
+    return index
 
 
 def referenced_hex(index: Index) -> set[str]:

@@ -8,6 +8,7 @@ the interruption are reported present by the missing-query.
 
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -155,8 +156,16 @@ def session_upload(session: UploadSession, entries: list[UploadEntry]) -> Upload
     return result
 
 
+# Activity only feeds the expiry of silent sessions (hours): one write a minute is plenty, and
+# a missing-query should not pay an UPDATE (a third of its time on small queries).
+ACTIVITY_RESOLUTION = timedelta(minutes=1)
+
+
 def _record_activity(session: UploadSession) -> None:
-    session.last_activity_at = timezone.now()
+    now = timezone.now()
+    if now - session.last_activity_at < ACTIVITY_RESOLUTION:
+        return
+    session.last_activity_at = now
     session.save(update_fields=["last_activity_at"])
 
 

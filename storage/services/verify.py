@@ -39,7 +39,7 @@ def _references(customer, store) -> tuple[dict[str, set], list[Snapshot], list[s
         by_index[snapshot.index_id].append(snapshot)
     for group in by_index.values():
         try:
-            digests = referenced_hex(load_index(store, group[0].index))
+            digests = referenced_hex(load_index(store, group[0].index, cached=False))
         except StoreError as exc:
             problems.append(f"index of snapshot {group[0].pk}: {exc}")
             for snapshot in group:

@@ -122,6 +122,7 @@ def start_portal(tmp: Path):
         with isolated_env(tmp) as env:
             env["LOG_LEVEL"] = "WARNING"
             env["ACURA_STORE_FSYNC"] = "0"  # the disk is not what these tests are about
+            env["ACURA_CHUNK_SIZE"] = str(MiB)  # the layouts below count 1 MiB chunks
             done = manage(["migrate", "-v", "0"], env, timeout=600)
             assert done.returncode == 0, done.stderr[-3000:]
             port = free_port()
