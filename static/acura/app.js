@@ -27,10 +27,12 @@ document.addEventListener("DOMContentLoaded", () => {
     form.addEventListener("submit", (ev) => { if (!window.confirm(form.getAttribute("data-confirm"))) ev.preventDefault(); });
   });
   // Live progress of a machine's replication job. The panel names its JSON endpoint in
-  // data-job-poll and is polled every 2 s while data-job-active is "1"; elements inside
+  // data-job-poll and is polled every 2 s while data-job-active is "1", every 10 s otherwise
+  // (a job the schedule or the agent starts shows up without a reload); elements inside
   // with data-job="<field>" take the job's figures, [data-machine-status] badges and
   // [data-machine-field] cells anywhere on the page take the machine's.
   const POLL_MS = 2000;
+  const IDLE_POLL_MS = 10000;
   document.querySelectorAll("[data-job-poll]").forEach((panel) => {
     const url = panel.getAttribute("data-job-poll");
     let failures = 0;
@@ -89,7 +91,6 @@ document.addEventListener("DOMContentLoaded", () => {
       });
     };
     const tick = async () => {
-      if (panel.getAttribute("data-job-active") !== "1") return;
       try {
         const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" });
         const type = response.headers.get("content-type") || "";
@@ -98,15 +99,17 @@ document.addEventListener("DOMContentLoaded", () => {
         failures = 0;
         renderMachine(data.machine);
         renderJob(data.job);
+        const wasActive = panel.getAttribute("data-job-active") === "1";
         const active = !!(data.job && data.job.active);
         panel.setAttribute("data-job-active", active ? "1" : "");
         const ended = panel.querySelector("[data-job-ended]");
-        if (!active && ended) ended.hidden = false;
+        if (wasActive && !active && ended) ended.hidden = false;
       } catch (e) {
         failures += 1; // a logged-out session or a restarting server: retry a while, then stop
       }
-      if (panel.getAttribute("data-job-active") === "1" && failures < 30) setTimeout(tick, POLL_MS);
+      const active = panel.getAttribute("data-job-active") === "1";
+      if (failures < 30) setTimeout(tick, active ? POLL_MS : IDLE_POLL_MS);
     };
-    if (panel.getAttribute("data-job-active") === "1") setTimeout(tick, POLL_MS);
+    setTimeout(tick, panel.getAttribute("data-job-active") === "1" ? POLL_MS : IDLE_POLL_MS);
   });
 });

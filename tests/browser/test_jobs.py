@@ -113,3 +113,25 @@ def test_a_failed_job_shows_its_error_without_reload(page, login, viewer_user, c
     expect(page.get_by_test_id("job-error")).to_have_text("Cannot read /dev/sdb: I/O error")
     expect(page.get_by_test_id("status-message")).to_have_text("Cannot read /dev/sdb: I/O error")
     assert page.evaluate("window.__sameDocument") == "yes"
+
+
+def test_a_job_the_schedule_starts_appears_on_an_open_page_without_reload(
+    page, login, viewer_user, customer
+):
+    agent = make_agent(customer, status=AgentStatus.ONLINE)
+    machine = MachineFactory(
+        customer=customer, name="web-07", status=MachineStatus.PROTECTED, agent=agent
+    )
+    login(viewer_user)
+    page.goto(f"/c/{customer.slug}/machines/{machine.pk}/")
+    expect(page.get_by_test_id("jobs-empty")).to_be_visible()
+    page.evaluate("window.__sameDocument = 'yes'")
+
+    job = job_queue(customer, machine, trigger=JobTrigger.SCHEDULE)
+    job = job_take_next(customer, agent)
+    job_progress(job, phase="reading data", bytes_total=100 * MiB, bytes_done=40 * MiB)
+    # The idle page polls every 10 s: the running job shows up, then its progress.
+    expect(page.get_by_test_id("job-state")).to_have_text("Running", timeout=25_000)
+    expect(page.locator('[data-job="percent"]')).to_have_text("40")
+    expect(page.locator("h1 [data-machine-status]")).to_have_text("Initial sync")
+    assert page.evaluate("window.__sameDocument") == "yes"
