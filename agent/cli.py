@@ -21,11 +21,10 @@ from . import __version__, inventory
 from .changes import assign, load_changed_areas
 from .config import Config, normalize_fingerprint
 from .disk import SourceDisk, key_for
-from .errors import EXIT_FAILED, EXIT_OK, AgentError, UsageError
+from .errors import EXIT_FAILED, EXIT_OK, AgentError, ServerError, UsageError
 from .http import Client, client_from_config
 from .progress import Halt
 from .replicate import DiskSource, replicate_disks
-from .restore import restore_snapshot
 
 log = logging.getLogger("agent")
 
@@ -208,9 +207,10 @@ def cmd_replicate(args) -> dict:
     install_signals(halt)
     threads = args.threads or config.threads
     client = client_from_config(config, stop=halt, pool_size=threads * 2 + 4)
-    try:
-        machine = inventory.report(client, config, {s.disk.key: s.disk.path for s in sources})
-        result = replicate_disks(
+    disks = {s.disk.key: s.disk.path for s in sources}
+
+    def replicate(machine: dict):
+        return replicate_disks(
             client,
             machine["id"],
             sources,
@@ -220,6 +220,21 @@ def cmd_replicate(args) -> dict:
             halt=halt,
             echo=echo,
         )
+
+    try:
+        # The inventory goes out only when the host reports something new (or daily): the
+        # server's answer to the same report is cached, saving a round trip per job.
+        machine, cached = inventory.report_cached(client, config, disks)
+        try:
+            result = replicate(machine)
+        except ServerError as exc:
+            # The cached machine is gone on the server (deleted, moved to another agent):
+            # jobs/ answered 404 before anything started. Report afresh and go again.
+            if not (cached and exc.status == 404 and exc.where == "POST jobs/"):
+                raise
+            inventory.forget_report(config)
+            machine, _ = inventory.report_cached(client, config, disks)
+            result = replicate(machine)
     finally:
         for source in sources:
             source.disk.close()
@@ -230,6 +245,8 @@ def cmd_replicate(args) -> dict:
 
 
 def cmd_restore(args) -> dict:
+    from .restore import restore_snapshot  # only this command needs it
+
     config = Config.load(args.config)
     if args.threads < 1:
         raise UsageError("--threads must be 1 or more")

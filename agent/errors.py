@@ -48,6 +48,7 @@ class ServerError(AgentError):
 
     def __init__(self, status: int, message: str, details: dict | None = None, where: str = ""):
         self.status = status
+        self.where = where
         self.server_message = message
         self.details = details or {}
         self.code = self.details.get("code") if isinstance(self.details, dict) else None

@@ -1,31 +1,43 @@
-"""The agent's HTTP client: one keep-alive connection pool to the portal's agent API.
+"""The agent's HTTP client: a small keep-alive connection pool to the portal's agent API.
 
-urllib3 gives connection reuse across the pipeline's threads and certificate pinning
-(``assert_fingerprint``: the SHA-256 of the server certificate's DER, checked on every new
-connection, with CA verification off because the pin is stronger than any CA). Retries are
-ours, not urllib3's, so every failure ends as one clear :class:`AgentError`:
-connection errors and 429/502/503/504 are retried with exponential backoff and full jitter
-(a restarting server must not be hammered by every agent at the same instant), then become
-"cannot reach server"; 401 is "credential rejected: <the server's message>".
+Built on the standard library's ``http.client`` (keep-alive, Content-Length bodies sent piece
+by piece): the CLI starts in well under 0.1 s, where urllib3's import alone took ~50 ms more
+on every ``replicate``. The pool hands each request an idle connection (one whose socket the
+server has not closed meanwhile) or a new one. TLS: with a pinned ``server_fingerprint`` (the
+SHA-256 of the server certificate's DER) CA verification is off — the pin is stronger than any
+CA — and the certificate is compared right after the handshake, before a byte of the request
+leaves; without a pin the system CAs and the host name are verified. Retries are ours, so
+every failure ends as one clear :class:`AgentError`: connection errors and 429/502/503/504
+are retried with exponential backoff and full jitter (a restarting server must not be
+hammered by every agent at the same instant), then become "cannot reach server"; 401 is
+"credential rejected: <the server's message>".
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import http.client
 import json
 import logging
 import random
+import select
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
 from urllib.parse import urlencode, urlsplit
 
-import urllib3
-from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import MaxRetryError, SSLError
-
 from . import __version__
-from .errors import AuthError, Cancelled, ServerError, TrustError, UnreachableError, UsageError
+from .errors import (
+    AgentError,
+    AuthError,
+    Cancelled,
+    ServerError,
+    TrustError,
+    UnreachableError,
+    UsageError,
+)
 
 log = logging.getLogger("agent.http")
 
@@ -38,11 +50,12 @@ Body = bytes | Callable[[], Iterable[bytes]] | None
 class Response:
     """A finished (or, with ``stream=True``, an open) answer."""
 
-    def __init__(self, raw: urllib3.BaseHTTPResponse, body: bytes | None):
+    def __init__(self, raw: http.client.HTTPResponse, body: bytes | None, release=None):
         self.raw = raw
         self.status = raw.status
-        self.headers = raw.headers
+        self.headers = raw.headers  # case-insensitive .get()
         self.body = body
+        self._release = release
 
     def json(self):
         if not self.body:
@@ -56,9 +69,55 @@ class Response:
         return self.raw.read(amount)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):  # a broken stream is simply dropped
-            self.raw.drain_conn()
-        self.raw.release_conn()
+        """Back to the pool when the answer was read to its end; a connection with unread
+        bytes is closed (draining a large range would cost more than a new connection)."""
+        release, self._release = self._release, None
+        if release is not None:
+            release(self.raw.isclosed())
+
+
+class _Connection(http.client.HTTPConnection):
+    """A connection with separate connect and read timeouts."""
+
+    read_timeout: float = 300.0
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.settimeout(self.read_timeout)
+
+
+class _TLSConnection(http.client.HTTPSConnection):
+    """HTTPS with separate timeouts and, when ``pin`` is set, the certificate pinned."""
+
+    read_timeout: float = 300.0
+    pin: str | None = None
+    server: str = ""
+
+    def connect(self) -> None:
+        super().connect()
+        if self.pin:
+            der = self.sock.getpeercert(binary_form=True) or b""
+            got = hashlib.sha256(der).hexdigest()
+            if got != self.pin:
+                self.close()
+                raise TrustError(
+                    f"the TLS certificate of {self.server} does not match the pinned "
+                    f"server_fingerprint (it has {got}); refusing to talk to it"
+                )
+        self.sock.settimeout(self.read_timeout)
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """True when an idle connection's socket is readable: the server closed it (or sent
+    something unasked), so it must not carry the next request."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def error_message(status: int, body: bytes | None) -> tuple[str, dict]:
@@ -110,8 +169,7 @@ def _reason(exc: BaseException) -> str:
         if isinstance(seen, OSError) and seen.strerror:
             return seen.strerror
         seen = seen.__cause__ or seen.__context__
-    text = str(exc)
-    return text.split(": ", 1)[-1] if "Failed to establish" in text else text
+    return str(exc) or type(exc).__name__
 
 
 class Client:
@@ -151,25 +209,55 @@ class Client:
         self.headers = {"User-Agent": f"acura-agent/{__version__}", "Accept": "application/json"}
         if credential:
             self.headers["Authorization"] = f"Bearer {credential}"
-        tls: dict = {}
-        if parts.scheme == "https":
+        self.host, self.port = parts.hostname, parts.port
+        self.tls = parts.scheme == "https"
+        self.fingerprint = fingerprint
+        self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
+        self.pool_size = max(1, pool_size)
+        self._context = None
+        if self.tls:
+            self._context = ssl.create_default_context()
             if fingerprint:
-                tls = {"cert_reqs": "CERT_NONE", "assert_fingerprint": fingerprint}
-            else:
-                tls = {"cert_reqs": "CERT_REQUIRED"}
-        self.pool = urllib3.connection_from_url(
-            self.server,
-            maxsize=max(1, pool_size),
-            block=False,
-            retries=False,
-            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-            **tls,
-        )
+                self._context.check_hostname = False
+                self._context.verify_mode = ssl.CERT_NONE
+        self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self.sent = 0
 
     def close(self) -> None:
-        self.pool.close()
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    # -- the pool --------------------------------------------------------------------------
+
+    def _connection(self) -> http.client.HTTPConnection:
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                break
+            if not _dropped(conn):
+                return conn
+            conn.close()
+        if self.tls:
+            conn = _TLSConnection(
+                self.host, self.port, timeout=self.connect_timeout, context=self._context
+            )
+            conn.pin, conn.server = self.fingerprint, self.server
+        else:
+            conn = _Connection(self.host, self.port, timeout=self.connect_timeout)
+        conn.read_timeout = self.read_timeout
+        return conn
+
+    def _put_back(self, conn: http.client.HTTPConnection, reusable: bool = True) -> None:
+        if reusable and conn.sock is not None:
+            with self._lock:
+                if len(self._idle) < self.pool_size:
+                    self._idle.append(conn)
+                    return
+        conn.close()
 
     # -- requests ------------------------------------------------------------------------
 
@@ -214,41 +302,40 @@ class Client:
                 head["Content-Length"] = str(length)
             else:
                 length = len(body)
+        if body is not None:
+            head["Content-Length"] = str(length or 0)
         attempt = 0
         started = time.monotonic()
         while True:
             payload = body() if callable(body) else body
+            conn = self._connection()
             try:
-                raw = self.pool.urlopen(
-                    method,
-                    url,
-                    body=payload,
-                    headers=head,
-                    redirect=False,
-                    retries=False,
-                    preload_content=False,
-                    assert_same_host=False,
-                )
+                conn.request(method, url, body=payload, headers=head)
                 if length:  # the body went out (counted again when a retry resends it)
                     with self._lock:
                         self.sent += length
+                raw = conn.getresponse()
                 if raw.status in RETRY_STATUSES and attempt < self.retries:
                     retry_after = raw.headers.get("Retry-After")
-                    self._release(raw)
+                    raw.read()
+                    self._put_back(conn, not raw.will_close)
                     self._sleep(attempt, retry_after)
                     attempt += 1
                     continue
                 data = None if stream and raw.status < 300 else raw.read()
-            except (SSLError, MaxRetryError) as exc:
+            except AgentError:  # the pinned certificate did not match: nothing was sent
                 _close(payload)
-                if isinstance(exc, SSLError) or isinstance(exc.reason, SSLError):
+                conn.close()
+                raise
+            except (OSError, http.client.HTTPException) as exc:
+                _close(payload)
+                conn.close()
+                if isinstance(exc, ssl.SSLError):
                     raise self._tls_error(exc) from None
                 failure: BaseException = exc
-            except (Urllib3Error, OSError) as exc:
-                _close(payload)
-                failure = exc
             except BaseException:
                 _close(payload)
+                conn.close()
                 raise
             else:
                 break
@@ -264,8 +351,12 @@ class Client:
             method, url, raw.status, length or 0, time.monotonic() - started,
         )  # fmt: skip
         if data is None:
-            return Response(raw, None)
-        raw.release_conn()
+
+            def release(complete: bool, conn=conn, raw=raw) -> None:
+                self._put_back(conn, complete and not raw.will_close)
+
+            return Response(raw, None, release)
+        self._put_back(conn, not raw.will_close)
         response = Response(raw, data)
         if check and response.status >= 400:
             raise self._error(method, path, response)
@@ -285,14 +376,7 @@ class Client:
             return AuthError(f"{self.auth_label} rejected: {message}")
         return ServerError(response.status, message, details, where=f"{method} {path}")
 
-    def _tls_error(self, exc: SSLError) -> Exception:
-        text = str(exc)
-        if "Fingerprints did not match" in text:
-            got = text.rsplit('got "', 1)[-1].rstrip('")')
-            return TrustError(
-                f"the TLS certificate of {self.server} does not match the pinned "
-                f"server_fingerprint (it has {got}); refusing to talk to it"
-            )
+    def _tls_error(self, exc: BaseException) -> Exception:
         return TrustError(f"TLS with {self.server} failed: {_reason(exc)}")
 
     def _sleep(self, attempt: int, retry_after: str | None) -> None:
@@ -305,12 +389,6 @@ class Client:
                 raise Cancelled("stopped")
         else:
             time.sleep(delay)
-
-    @staticmethod
-    def _release(raw) -> None:
-        with contextlib.suppress(Exception):  # the connection is dropped either way
-            raw.drain_conn()
-        raw.release_conn()
 
 
 def client_from_config(config, *, stop: threading.Event | None = None, pool_size: int = 8):

@@ -9,9 +9,12 @@ shows for a Linux host). Disks come from the config's ``disks`` or, without one,
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
+import json
 import os
 import socket
+import time
 from pathlib import Path
 
 from .disk import SourceDisk
@@ -142,9 +145,53 @@ def machine_entry(config, disks: dict[str, str] | None = None) -> dict:
 
 def report(client, config, disks: dict[str, str] | None = None) -> dict:
     """POST inventory/ with the host; returns the server's machine entry for it."""
-    entry = machine_entry(config, disks)
+    return _post(client, machine_entry(config, disks))
+
+
+def _post(client, entry: dict) -> dict:
     answer = client.json("POST", "inventory/", {"machines": [entry]})
     for machine in (answer or {}).get("machines", []):
         if machine.get("external_id") == entry["external_id"]:
             return machine
     raise ServerError(200, f"the inventory answer does not list machine {entry['external_id']}")
+
+
+CACHE_FILE = "inventory.json"
+CACHE_MAX_AGE = 24 * 3600  # report at least daily even when nothing changed
+
+
+def _cache_key(config, entry: dict) -> str:
+    """What the cached answer is valid for: this server, this credential, this exact report."""
+    who = {
+        "server": config.server,
+        "credential": hashlib.sha256((config.credential or "").encode()).hexdigest(),
+        "machine": entry,
+    }
+    return hashlib.sha256(json.dumps(who, sort_keys=True).encode()).hexdigest()
+
+
+def report_cached(client, config, disks: dict[str, str] | None = None) -> tuple[dict, bool]:
+    """:func:`report`, skipped when the host reports exactly what it reported last time (to
+    this server, with this credential, within a day): the server's answer then is the one
+    cached in ``state_dir``. Returns ``(machine, from_cache)``; a caller that finds the cached
+    machine gone (404) calls :func:`forget_report` and reports again."""
+    entry = machine_entry(config, disks)
+    key = _cache_key(config, entry)
+    path = Path(config.state_dir) / CACHE_FILE
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        cached = json.loads(path.read_text())
+        fresh = 0 <= time.time() - float(cached["at"]) < CACHE_MAX_AGE
+        if cached["key"] == key and fresh and isinstance(cached["machine"].get("id"), int):
+            return cached["machine"], True
+    machine = _post(client, entry)
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"key": key, "at": time.time(), "machine": machine}))
+        os.replace(tmp, path)
+    return machine, False
+
+
+def forget_report(config) -> None:
+    with contextlib.suppress(OSError):
+        (Path(config.state_dir) / CACHE_FILE).unlink()

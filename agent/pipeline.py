@@ -15,6 +15,9 @@ release the GIL):
   the chunks the store lacks, at most ``max_upload_bytes`` per request, through the
   bandwidth throttle. Several send tasks run at once, so queries, uploads and hashing overlap.
   Batches go out as their pieces (record headers and frames), never copied into one buffer.
+  The last batch (all that a small job has) is uploaded as a few requests at once: nothing
+  is left to overlap it with, and the server ingests them on several workers. The job's
+  "committing" progress goes out while those last uploads run, not one round trip later.
 
 A byte budget bounds the data waiting to be sent: reading never runs further ahead of the
 network than a few batches, so memory stays small and a throttled job reads at the pace it
@@ -57,6 +60,7 @@ log = logging.getLogger("agent.pipeline")
 MiB = 1 << 20
 GROUP_BYTES = 8 * MiB  # disk bytes per hash work item
 BATCH_BYTES = 16 * MiB  # compressed candidate bytes per missing-query + upload batch
+SPLIT_BYTES = 2 * MiB  # the last batch goes in pieces of at least this, several at once
 MAX_SENDERS = 4  # concurrent missing-query + upload requests (they mostly wait on the server)
 
 
@@ -114,7 +118,7 @@ class DiskPipeline:
         self.positions = self._positions(positions)
         batch = BATCH_BYTES
         if self.throttle.limited:  # a batch should take ~2 s on the wire, not minutes
-            batch = int(min(BATCH_BYTES, max(self.cs, self.throttle.rate * 2)))
+            batch = int(min(batch, max(self.cs, self.throttle.rate * 2)))
         self.batch_bytes = batch
         self.budget = batch * (self.senders + 2) + 2 * self.cs
         self._cond = threading.Condition()
@@ -215,15 +219,17 @@ class DiskPipeline:
             if self._batch_size >= self.batch_bytes or len(self._batch) >= self.max_digests:
                 self._flush_locked()
 
-    def _flush_locked(self) -> None:
+    def _flush_locked(self, last: bool = False) -> None:
         if self._batch:
             batch, self._batch, self._batch_size = self._batch, [], 0
-            self._sends.submit(self._send, batch)
+            self._sends.submit(self._send, batch, last)
 
     # -- stage 2: ask, upload --------------------------------------------------------------
 
-    def _send(self, batch: list[tuple[bytes, bytes, bytes]]) -> None:
-        """Ask which of the batch's chunks the store lacks and upload those."""
+    def _send(self, batch: list[tuple[bytes, bytes, bytes]], last: bool = False) -> None:
+        """Ask which of the batch's chunks the store lacks and upload those. The ``last``
+        batch (all a small job has) goes in a few requests at once: nothing else is left to
+        overlap with, and the server ingests them on several workers."""
         try:
             missing: set[str] = set()
             wanted = [record[0].hex() for record in batch]
@@ -236,23 +242,41 @@ class DiskPipeline:
                 self._asked += len(wanted)
                 self._missing += len(missing)
                 self.eager = 2 * self._missing >= self._asked
+            wanted_records = [record for record in batch if record[0].hex() in missing]
+            pieces = 1
+            if last and len(wanted_records) > 1:
+                total = sum(record_size(record) for record in wanted_records)
+                pieces = min(self.senders, len(wanted_records), -(-total // SPLIT_BYTES))
+            uploads: list[tuple[list[bytes], int, int]] = []
             parts: list[bytes] = []
             records = body = 0
-            for record in batch:
-                if record[0].hex() not in missing:
-                    continue
+            for i, record in enumerate(wanted_records):
                 if self.halt.is_set() or self.abort.is_set():
                     raise Cancelled("stopped")
                 _, header, frame = record if len(record) == 3 else frame_record(*record)
                 size = len(header) + len(frame)
-                if parts and body + size > self.max_upload:
-                    self._upload(parts, records, body)
+                new_piece = pieces > 1 and i * pieces // len(wanted_records) > len(uploads)
+                if parts and (body + size > self.max_upload or new_piece):
+                    uploads.append((parts, records, body))
                     parts, records, body = [], 0, 0
                 parts += (header, frame)
                 records += 1
                 body += size
             if parts:
-                self._upload(parts, records, body)
+                uploads.append((parts, records, body))
+            if last and len(uploads) > 1:
+                with ThreadPoolExecutor(len(uploads) - 1, thread_name_prefix="up") as pool:
+                    futures = [pool.submit(self._upload, *upload) for upload in uploads[1:]]
+                    try:
+                        self._upload(*uploads[0])
+                    finally:
+                        errors = [f.exception() for f in futures]
+                    for error in errors:
+                        if error is not None:
+                            raise error
+            else:
+                for upload in uploads:
+                    self._upload(*upload)
         finally:
             with self._cond:
                 self._held -= sum(record_size(record) for record in batch)
@@ -297,17 +321,23 @@ class DiskPipeline:
             hashes.wait()
             if not self.abort.is_set() and not self.halt.is_set():
                 with self._cond:
-                    self._flush_locked()
+                    self._flush_locked(last=True)
+                # Everything is read and on its way: say "committing" now, while the last
+                # uploads run, not one round trip after them. A job cancelled meanwhile
+                # stops here, before anything is committed.
+                try:
+                    self._committing()
+                except BaseException:
+                    self.abort.set()
+                    raise
+                finally:
+                    self._sends.wait()
             self._sends.wait()
         error = first_error(hashes.error, self._sends.error)
         if error is not None:
             raise error
         if self.halt.is_set():
             raise Cancelled("stopped")
-        if self.before_commit is not None:
-            self.before_commit()
-        else:
-            self.progress.set_phase("committing")
         snapshot, delta, changed = self._commit()
         log.info(
             "%s: snapshot %s in %.1f s (%d chunks sent, %d new)",
@@ -329,6 +359,12 @@ class DiskPipeline:
         )
 
     # -- commit -------------------------------------------------------------------------------
+
+    def _committing(self) -> None:
+        if self.before_commit is not None:
+            self.before_commit()
+        else:
+            self.progress.set_phase("committing")
 
     def _commit(self) -> tuple[dict, bool, int]:
         self.index = DiskIndex(self.cs, self.size, bytes(self.digests))

@@ -324,7 +324,9 @@ def main():
     parser.add_argument("--change", type=fraction, default=0.02, help="fraction changed (0.02)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; best is shown")
     parser.add_argument(
-        "--chunk-size", type=parse_size, help="the server's (ACURA_CHUNK_SIZE); default: its default"
+        "--chunk-size",
+        type=parse_size,
+        help="the server's (ACURA_CHUNK_SIZE); default: the server's default",
     )
     parser.add_argument("--only", default="agent,restic,borg", help="contenders to run")
     parser.add_argument("--no-lib", action="store_true", help="skip the in-process agent runs")

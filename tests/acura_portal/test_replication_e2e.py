@@ -61,6 +61,7 @@ def test_enroll_protect_beat_dispatch_replicate_now_restore_and_isolation(tmp_pa
             ACURA_DISPATCH_SECONDS="2",
             ACURA_AGENT_HEARTBEAT_SECONDS="1",
             ACURA_STORE_FSYNC="0",
+            ACURA_CHUNK_SIZE=str(MiB),  # LAYOUT counts 1 MiB chunks
         )
         port = free_port()
         server = Process(

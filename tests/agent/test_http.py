@@ -177,3 +177,46 @@ def test_validation_errors_name_their_fields():
     assert caught.value.server_message == (
         "Invalid input. disk: No disk with this key on the machine."
     )
+
+
+def test_a_kept_alive_connection_the_server_closed_is_not_reused():
+    """The server answers one request and closes the idle connection (as gunicorn does
+    after its keep-alive timeout): the next request goes over a new connection at once —
+    no error, no retry (retries=0)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}"
+    connections = []
+
+    def serve():
+        for _ in range(2):
+            conn, _ = listener.accept()
+            connections.append(conn)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            conn.sendall(answer)
+            if len(connections) == 1:
+                time.sleep(0.1)
+                conn.close()  # idle keep-alive connection closed by the server
+        connections[-1].close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    client = Client(f"http://127.0.0.1:{port}", retries=0)
+    assert client.json("GET", "a/") == {}
+    time.sleep(0.3)
+    assert client.json("GET", "b/") == {}
+    server.join(timeout=5)
+    listener.close()
+    assert len(connections) == 2
+
+
+def test_keep_alive_one_connection_serves_consecutive_requests():
+    with ScriptedServer([(200, {"ok": 1})]) as server:
+        client = Client(server.url, retries=0)
+        for _ in range(3):
+            client.json("POST", "x/", {"n": 1})
+        assert len(client._idle) == 1  # the same connection, back in the pool each time
+        client.close()
+        assert client._idle == []
