@@ -53,7 +53,7 @@ from .index import (
 )
 from .progress import Progress
 from .throttle import Throttle
-from .workers import Tasks, first_error, frame_record, record_size
+from .workers import Tasks, first_error, frame_record, plain_size, record_size
 
 log = logging.getLogger("agent.pipeline")
 
@@ -193,7 +193,10 @@ class DiskPipeline:
             if (base is None or base[at : at + DIGEST_SIZE] != digest) and self._claim(digest):
                 candidates.append(frame_record(digest, data) if self.eager else (digest, data))
         self._count(bytes_read=read)
-        self.progress.add(bytes_done=read)
+        # Done = read and settled: zero, unchanged, or already stored. A chunk still to be
+        # sent counts once its upload is answered, so a throttled job never shows 100 %
+        # while its last batches are on the wire.
+        self.progress.add(bytes_done=read - sum(plain_size(r) for r in candidates))
         for record in candidates:
             self._offer(record)
 
@@ -243,13 +246,16 @@ class DiskPipeline:
                 self._missing += len(missing)
                 self.eager = 2 * self._missing >= self._asked
             wanted_records = [record for record in batch if record[0].hex() in missing]
+            present = sum(plain_size(r) for r in batch if r[0].hex() not in missing)
+            if present:
+                self.progress.add(bytes_done=present)
             pieces = 1
             if last and len(wanted_records) > 1:
                 total = sum(record_size(record) for record in wanted_records)
                 pieces = min(self.senders, len(wanted_records), -(-total // SPLIT_BYTES))
-            uploads: list[tuple[list[bytes], int, int]] = []
+            uploads: list[tuple[list[bytes], int, int, int]] = []
             parts: list[bytes] = []
-            records = body = 0
+            records = body = plain = 0
             for i, record in enumerate(wanted_records):
                 if self.halt.is_set() or self.abort.is_set():
                     raise Cancelled("stopped")
@@ -257,13 +263,14 @@ class DiskPipeline:
                 size = len(header) + len(frame)
                 new_piece = pieces > 1 and i * pieces // len(wanted_records) > len(uploads)
                 if parts and (body + size > self.max_upload or new_piece):
-                    uploads.append((parts, records, body))
-                    parts, records, body = [], 0, 0
+                    uploads.append((parts, records, body, plain))
+                    parts, records, body, plain = [], 0, 0, 0
                 parts += (header, frame)
                 records += 1
                 body += size
+                plain += plain_size(record)
             if parts:
-                uploads.append((parts, records, body))
+                uploads.append((parts, records, body, plain))
             if last and len(uploads) > 1:
                 with ThreadPoolExecutor(len(uploads) - 1, thread_name_prefix="up") as pool:
                     futures = [pool.submit(self._upload, *upload) for upload in uploads[1:]]
@@ -282,7 +289,7 @@ class DiskPipeline:
                 self._held -= sum(record_size(record) for record in batch)
                 self._cond.notify_all()
 
-    def _upload(self, parts: list[bytes], records: int, size: int) -> None:
+    def _upload(self, parts: list[bytes], records: int, size: int, plain: int) -> None:
         if self.halt.is_set() or self.abort.is_set():
             raise Cancelled("stopped")
         for attempt in (1, 2):
@@ -299,6 +306,7 @@ class DiskPipeline:
                     raise
                 log.warning("%s: %s; sending the batch again", self.disk.key, exc.server_message)
         self._count(bytes_sent=size, chunks_sent=records, new_chunks=int(answer.get("stored", 0)))
+        self.progress.add(bytes_done=plain)
 
     # -- the whole disk ---------------------------------------------------------------------
 

@@ -38,6 +38,11 @@ def record_size(record) -> int:
     return len(record[1]) + len(record[2]) if len(record) == 3 else len(record[1])
 
 
+def plain_size(record) -> int:
+    """Disk bytes a queued record stands for (the chunk's plaintext length)."""
+    return RECORD.unpack_from(record[1])[1] if len(record) == 3 else len(record[1])
+
+
 class Tasks:
     """Tasks on a pool with an optional cap on how many are pending; the first error wins
     and sets ``abort``."""

@@ -69,6 +69,7 @@ def test_full_incremental_changed_areas_and_restore(harness, tmp_path):
     job = ReplicationJob.objects.for_customer(h.customer).get(pk=full.job)
     assert job.state == JobState.SUCCEEDED and job.new_chunks == full.new_chunks
     assert job.bytes_read == size and job.bytes_sent == full.bytes_sent
+    assert job.bytes_done == job.bytes_total == size
     # The index the agent cached is the server's.
     cached = IndexCache(h.folder / "state").load(h.machine_id, "disk-a", snap.index_checksum)
     assert cached is not None
@@ -192,6 +193,8 @@ def test_a_cancel_in_the_portal_stops_a_throttled_upload(harness, tmp_path):
     job = ReplicationJob.objects.for_customer(h.customer).get()
     assert job.state == JobState.CANCELLED
     assert 0 < job.bytes_sent < 24 * CS
+    # Progress counts a chunk done once its upload is answered, not when it was read.
+    assert job.bytes_done < job.bytes_read
     assert UploadSession.objects.for_customer(h.customer).get().state == SessionState.ABORTED
     assert not Snapshot.objects.for_customer(h.customer).exists()
 
