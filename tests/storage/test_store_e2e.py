@@ -98,6 +98,7 @@ class HttpAgent:
 
 def test_replicate_and_restore_over_http(tmp_path):
     with isolated_env(tmp_path) as env:
+        env["ACURA_CHUNK_SIZE"] = str(CHUNK)  # the data below is laid out in 1 MiB chunks
         assert manage(["migrate", "-v", "0"], env).returncode == 0
         setup = manage(["shell", "-v", "0", "-c", SETUP], env)
         assert setup.returncode == 0, setup.stderr
