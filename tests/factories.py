@@ -76,3 +76,12 @@ class DiskFactory(factory.django.DjangoModelFactory):
     key = factory.Sequence(lambda n: f"disk-{n}")
     label = "Hard disk 1"
     size_bytes = 10 * 1024**3
+
+
+def enroll_agent(customer, *, platform="linux", hostname="host-1", **token_options):
+    """An agent enrolled through the real services (a token, then enroll): the result has
+    ``.agent``, ``.credential`` and ``.text`` (the credential's secret)."""
+    from clouds.services import agent_enroll, enrollment_token_create
+
+    token = enrollment_token_create(customer, platform=platform, **token_options).text
+    return agent_enroll(token, hostname=hostname, version="1.0")

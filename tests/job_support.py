@@ -5,19 +5,16 @@ import hashlib
 
 import zstandard
 
-from clouds.services import agent_enroll, enrollment_token_create
 from protection.jobs import job_finish, job_progress, job_take_next
 from storage.services.chunks import UploadEntry
 from storage.services.sessions import CommitRequest, session_commit, session_open, session_upload
 from storage.store.index import ZERO_DIGEST
-from tests.factories import DiskFactory
+from tests.factories import DiskFactory, enroll_agent
 
 
 def make_agent(customer, *, hostname="host-1", status=None, platform="linux", group=None):
     """An agent enrolled with a real token; ``status`` overrides the enrolled *pending*."""
-    token = enrollment_token_create(customer, platform=platform, group=group)
-    enrolled = agent_enroll(token.text, hostname=hostname, version="1.0.0")
-    agent = enrolled.agent
+    agent = enroll_agent(customer, platform=platform, hostname=hostname, group=group).agent
     if status is not None:
         type(agent).objects.for_customer(customer).filter(pk=agent.pk).update(status=status)
         agent.refresh_from_db()

@@ -7,10 +7,9 @@ import struct
 import zstandard
 from rest_framework.test import APIClient
 
-from clouds.services import agent_enroll, enrollment_token_create
 from protection.jobs import job_start_for_agent
 from protection.models import UNPROTECTED_STATUSES, JobState, Machine, MachineStatus, ReplicationJob
-from tests.factories import DiskFactory, MachineFactory
+from tests.factories import DiskFactory, MachineFactory, enroll_agent
 
 CHUNK = 64 * 1024  # small chunks keep the tests fast; the protocol is the same
 
@@ -42,8 +41,7 @@ def batch(chunks: list[bytes]) -> bytes:
 def enroll(customer, *, platform="linux", hostname="test-host"):
     """An enrolled agent of ``customer`` (through the enrollment services) and its
     credential: ``(agent row, "acag_…")``."""
-    token = enrollment_token_create(customer, platform=platform).text
-    enrolled = agent_enroll(token, hostname=hostname, version="test")
+    enrolled = enroll_agent(customer, platform=platform, hostname=hostname)
     return enrolled.agent, enrolled.text
 
 

@@ -3,10 +3,10 @@
 import pytest
 from rest_framework.test import APIClient
 
-from clouds.services import agent_enroll, enrollment_token_create
+from clouds.services import enrollment_token_create
 from protection.models import MachineStatus
 from tests.api_support import error_of  # noqa: F401  (re-exported)
-from tests.factories import DiskFactory, MachineFactory
+from tests.factories import DiskFactory, MachineFactory, enroll_agent
 
 API = "/api/v1/agent/"
 
@@ -18,8 +18,7 @@ def make_token(customer, platform="linux", **kwargs):
 
 def enroll(customer, platform="linux", hostname="host-1", **kwargs):
     """An enrolled agent (``.agent``, ``.credential``, ``.text``)."""
-    token = make_token(customer, platform, **kwargs).text
-    return agent_enroll(token, hostname=hostname, version="1.0")
+    return enroll_agent(customer, platform=platform, hostname=hostname, **kwargs)
 
 
 def client_for(credential_text: str) -> APIClient:

@@ -46,7 +46,11 @@ def world(customer, other_customer, admin_user, stranger_user, machine):
     theirs = MachineFactory(customer=other_customer, name="db-01", status=MachineStatus.IN_SYNC)
     # Replication protects its machine and starts a job there, so it gets its own machine
     # (``machine`` stays unprotected for the action tests).
-    backup = MachineFactory(customer=customer, group=machine.group, name="backup-host")
+    # A fixed external id: the factory's numbered one (uuid-101, …) would match the
+    # autocomplete test's "01" once enough machines were made in the same process.
+    backup = MachineFactory(
+        customer=customer, group=machine.group, name="backup-host", external_id="backup-host-id"
+    )
     replicated = DiskFactory(machine=backup, key="scsi0:0", label="Hard disk 1")
     DiskFactory(machine=theirs)
     # An enrolled agent (token, credential, a job) and the store's catalog it fills: a
