@@ -86,6 +86,14 @@ PERIODIC_TASKS: list[PeriodicSpec] = [
         every_seconds=24 * 3600,
         description="Deletes agent events and logs older than AGENT_EVENTS_KEEP_DAYS.",
     ),
+    PeriodicSpec(
+        name="Downloads: housekeeping",
+        task="clouds.tasks.download_housekeeping",
+        every_seconds=3600,
+        description="Deletes the cached agent packages of expired or revoked download links "
+        "and forgets Register-new-platform runs untouched for 30 days.",
+        expire_seconds=3600,
+    ),
 ]
 
 

@@ -209,6 +209,17 @@ DISPATCH_SECONDS = env_int("ACURA_DISPATCH_SECONDS", 60)
 # Enrollment tokens' default lifetime (hours) and agent events kept (days).
 ENROLLMENT_TOKEN_HOURS = env_int("ACURA_ENROLLMENT_TOKEN_HOURS", 24)
 AGENT_EVENTS_KEEP_DAYS = env_int("ACURA_AGENT_EVENTS_KEEP_DAYS", 30)
+# Register new platform: how long a cloud's connection check may take, how long a download
+# link (and the enrollment token inside its package) lives, and how many agents may enroll
+# from one package (one per ESXi host / oVirt unit / protected machine).
+CLOUD_CHECK_TIMEOUT_SECONDS = env_int("ACURA_CLOUD_CHECK_TIMEOUT_SECONDS", 15)
+DOWNLOAD_LINK_HOURS = env_int("ACURA_DOWNLOAD_LINK_HOURS", 72)
+DOWNLOAD_LINK_AGENTS = env_int("ACURA_DOWNLOAD_LINK_AGENTS", 100)
+# The URL packaged agents reach the portal at when a link is made outside a web request
+# (``create_download_link``), and the portal's TLS certificate whose SHA-256 they pin.
+PUBLIC_URL = env_str("ACURA_PUBLIC_URL", "http://127.0.0.1:8000")
+TLS_CERT_FILE = env_str("ACURA_TLS_CERT_FILE")
+PACKAGE_CACHE_DIR = Path(env_str("ACURA_PACKAGE_CACHE_DIR", str(DATA_DIR / "packages")))
 
 # --- Celery -----------------------------------------------------------------------------
 BROKER_DIR = DATA_DIR / "broker"

@@ -4,6 +4,7 @@ Secrets are made only by the services: adding an enrollment token here runs
 ``enrollment_token_create`` and shows the token once in a message; credentials come from
 enrollment alone, so their page is read-only with a revoke action. Agents are created by
 enrolling, never by hand; an agent with an active job cannot be deleted (``agent_delete``).
+Clouds, download links, their log and wizard drafts are in ``admin_clouds``.
 """
 
 from django import forms
@@ -13,7 +14,7 @@ from django.core.exceptions import ValidationError
 from protection.models import ACTIVE_JOB_STATES, ReplicationJob
 from tenants.admin_base import TenantAdmin, TenantAdminForm
 
-from .models import Agent, AgentCredential, AgentEvent, Cloud, EnrollmentToken
+from .models import Agent, AgentCredential, AgentEvent, EnrollmentToken
 from .services import (
     agent_credential_revoke,
     agent_delete,
@@ -34,13 +35,6 @@ class ViewOnlyMixin:
 
     def has_change_permission(self, request, obj=None):
         return False
-
-
-@admin.register(Cloud)
-class CloudAdmin(TenantAdmin):
-    list_display = ["name", "customer", "platform", "created_at"]
-    list_filter = ["platform", "customer"]
-    search_fields = ["name", "customer__slug", "customer__name"]
 
 
 @admin.register(Agent)
@@ -248,3 +242,7 @@ class AgentEventAdmin(ViewOnlyMixin, TenantAdmin):
     @admin.display(description="Message")
     def short_message(self, obj):
         return obj.message[:120]
+
+
+# Registered after ViewOnlyMixin exists: admin_clouds reuses it.
+from . import admin_clouds  # noqa: E402, F401

@@ -43,3 +43,22 @@ def agent_events_delete_old(now: datetime | None = None, keep_days: int | None =
             return deleted
         count, _ = AgentEvent.objects.all_customers().filter(pk__in=batch).delete()
         deleted += count
+
+
+WIZARD_DRAFT_KEEP_DAYS = 30
+
+
+def wizard_drafts_delete_stale(
+    now: datetime | None = None, keep_days: int = WIZARD_DRAFT_KEEP_DAYS
+) -> int:
+    """Unfinished wizard runs nobody touched for ``keep_days`` are forgotten (their clouds
+    and groups stay; their links expire on their own). Returns how many."""
+    from .models import WizardDraft
+
+    cutoff = (now or timezone.now()) - timedelta(days=keep_days)
+    deleted, _ = (
+        WizardDraft.objects.all_customers()
+        .filter(finished_at__isnull=True, updated_at__lt=cutoff)
+        .delete()
+    )
+    return deleted

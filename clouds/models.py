@@ -15,26 +15,88 @@ from protection.models import Platform
 from tenants.scoping import TenantModel
 
 
-class Cloud(TenantModel):
-    """A registered platform (a vCenter, an oVirt engine) that agents replicate from.
+class PowerAction(models.TextChoices):
+    """What a VMware agent does to the source VM's power state around a replication."""
 
-    The connection fields, credential checks and discovery arrive with the Register new
-    platform wizard; agents already point at their cloud so ``AGENT_ID (CLOUD_ID)@CUSTOMER_ID``
-    is right from the start.
+    NONE = "none", "No action"
+    POWER_OFF = "power_off", "Power off"
+    POWER_ON = "power_on", "Power on"
+
+
+class DiscoveryLevel(models.TextChoices):
+    """The oVirt unit one agent instance discovers machines in (one agent per unit)."""
+
+    CLUSTER = "cluster", "Cluster"
+    HOST = "host", "Host"
+    DATACENTER = "datacenter", "Data center"
+    CLOUD = "cloud", "Cloud"
+
+
+CLOUD_PLATFORMS = ("vmware", "ovirt")
+
+
+class Cloud(TenantModel):
+    """A registered platform (a vCenter or an oVirt engine) that agents replicate from.
+
+    The password is kept sealed (``clouds.crypto``): it is needed in clear only to check the
+    connection and to hand it to agents, never to render it back. ``tls_fingerprint`` pins
+    the platform's certificate once the customer has trusted it, because vCenters and oVirt
+    engines usually present certificates of their own CA.
     """
 
-    name = models.CharField(max_length=100)
+    name = models.CharField(
+        max_length=100, help_text="The name of the cloud which will be shown in the UI."
+    )
     platform = models.CharField(max_length=16, choices=Platform.choices)
+    endpoint = models.CharField(max_length=255, blank=True)
+    login = models.CharField(max_length=255, blank=True)
+    password_sealed = models.TextField(blank=True, editable=False)
+    tls_fingerprint = models.CharField(
+        max_length=95,
+        blank=True,
+        help_text="SHA-256 of the platform's TLS certificate, trusted by the customer.",
+    )
+    # VMware vSphere
+    enforce_quiesce = models.BooleanField(default=False)
+    cluster_level_discover = models.BooleanField(default=False)
+    on_replication_start = models.CharField(
+        max_length=16, choices=PowerAction.choices, default=PowerAction.NONE
+    )
+    on_replication_finish = models.CharField(
+        max_length=16, choices=PowerAction.choices, default=PowerAction.NONE
+    )
+    disk_storage_threshold_percent = models.PositiveSmallIntegerField(default=0)
+    free_space_threshold_percent = models.PositiveSmallIntegerField(default=0)
+    # oVirt
+    discovery_level = models.CharField(
+        max_length=16, choices=DiscoveryLevel.choices, default=DiscoveryLevel.CLUSTER
+    )
+    # The last connection check (the wizard's and Manage Clouds' "Test connection").
+    checked_at = models.DateTimeField(null=True, blank=True)
+    check_ok = models.BooleanField(null=True)
+    check_message = models.TextField(blank=True)
+    product = models.CharField(max_length=255, blank=True)
+    inventory = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(fields=["customer", "name"], name="cloud_unique_name")
+            models.UniqueConstraint(fields=["customer", "name"], name="cloud_unique_name"),
+            models.CheckConstraint(
+                condition=Q(disk_storage_threshold_percent__lte=100)
+                & Q(free_space_threshold_percent__lte=100),
+                name="cloud_thresholds_are_percentages",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password_sealed)
 
 
 class AgentStatus(models.TextChoices):
@@ -191,3 +253,129 @@ class AgentEvent(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.level}: {self.message[:60]}"
+
+
+class LinuxDistro(models.TextChoices):
+    DEBIAN = "debian", "Debian/Ubuntu"
+    RHEL = "rhel", "CentOS/RHEL"
+
+
+class DriverType(models.TextChoices):
+    PREBUILT = "prebuilt", "Pre-built"
+    DKMS = "dkms", "DKMS"
+
+
+class DownloadLink(TenantModel):
+    """An unguessable, expiring, revocable URL that serves one agent package.
+
+    The URL holds ``acdl_<prefix>.<secret>``; the secret's hash finds and checks it, and the
+    text is kept sealed (``clouds.crypto``) only so the wizard and the links page can show it
+    again to the customer. The package's enrollment token is derived from the link's secret
+    (``clouds.services.downloads``), so the package can be built on demand.
+    """
+
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    group = models.ForeignKey(
+        "protection.MachineGroup",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    cloud = models.ForeignKey(
+        Cloud, null=True, blank=True, on_delete=models.CASCADE, related_name="download_links"
+    )
+    distro = models.CharField(max_length=16, choices=LinuxDistro.choices, blank=True)
+    driver = models.CharField(max_length=16, choices=DriverType.choices, blank=True)
+    network = models.JSONField(
+        default=dict, blank=True, help_text="Appliance network settings (DHCP or static)."
+    )
+    server_url = models.URLField(
+        help_text="The portal URL the packaged agent enrolls with (as the customer reached it)."
+    )
+    enrollment_token = models.OneToOneField(
+        EnrollmentToken, on_delete=models.PROTECT, related_name="download_link"
+    )
+    prefix = models.CharField(max_length=32, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    text_sealed = models.TextField(
+        editable=False, help_text="The link, sealed, so its maker can see it again while it lives."
+    )
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    downloads = models.PositiveIntegerField(default=0)
+    last_downloaded_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"download link {self.prefix}"
+
+    def refusal(self, now=None) -> str | None:
+        """Why this link serves nothing now, or None when it serves its package."""
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return "This download link was revoked."
+        if self.expires_at <= now:
+            return "This download link has expired."
+        return None
+
+
+class DownloadEvent(TenantModel):
+    """One request for a download link: who fetched it, and whether it was served."""
+
+    link = models.ForeignKey(DownloadLink, on_delete=models.CASCADE, related_name="events")
+    served = models.BooleanField()
+    detail = models.CharField(max_length=255, blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{'served' if self.served else 'refused'} {self.at:%Y-%m-%d %H:%M}"
+
+
+class WizardDraft(TenantModel):
+    """One run of the Register new platform wizard, kept server-side.
+
+    Each run has its own id in the URL, so two tabs never share state; refresh and Back
+    re-render from here. ``data`` holds the choices of steps 1 and 3 (never a password: a
+    new cloud is registered, with its password sealed, when step 3 passes its check).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    platform = models.CharField(max_length=16, choices=Platform.choices, blank=True)
+    step = models.PositiveSmallIntegerField(default=1)
+    data = models.JSONField(default=dict, blank=True)
+    group = models.ForeignKey(
+        "protection.MachineGroup",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    cloud = models.ForeignKey(
+        Cloud, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    link = models.ForeignKey(
+        DownloadLink, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["customer", "user", "finished_at"])]
+
+    def __str__(self) -> str:
+        return f"wizard {self.pk} ({self.platform or 'no platform yet'})"

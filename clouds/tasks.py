@@ -24,3 +24,21 @@ def delete_old_agent_events(keep_days: int | None = None) -> dict:
     summary = {"deleted": agent_events_delete_old(keep_days=keep_days)}
     logger.info("old agent events deleted: %(deleted)d", summary)
     return summary
+
+
+@shared_task(name="clouds.tasks.download_housekeeping")
+def download_housekeeping() -> dict:
+    """Drop cached packages of ended download links and forget stale wizard runs."""
+    from .housekeeping import wizard_drafts_delete_stale
+    from .services.downloads import download_links_cleanup
+
+    summary = {
+        "package_caches_dropped": download_links_cleanup(),
+        "wizard_drafts_deleted": wizard_drafts_delete_stale(),
+    }
+    logger.info(
+        "download housekeeping: %(package_caches_dropped)d package caches dropped, "
+        "%(wizard_drafts_deleted)d stale wizard runs deleted",
+        summary,
+    )
+    return summary

@@ -20,8 +20,29 @@ find_python() {
     return 1
 }
 
+# Debian packages the server needs beyond Python: a C compiler and libxml2's headers to build
+# ovirt-engine-sdk-python (published only as source), and the tools that build agent packages
+# on demand (dpkg-deb for .deb, rpmbuild for .rpm, wixl for the Windows .msi; msitools reads
+# MSIs back in tests).
+ensure_system_packages() {
+    missing=""
+    command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
+    [ -f /usr/include/libxml2/libxml/parser.h ] || missing="$missing libxml2-dev"
+    command -v dpkg-deb >/dev/null 2>&1 || missing="$missing dpkg"
+    command -v rpmbuild >/dev/null 2>&1 || missing="$missing rpm"
+    command -v wixl >/dev/null 2>&1 || missing="$missing wixl"
+    command -v msiinfo >/dev/null 2>&1 || missing="$missing msitools"
+    if [ -n "$missing" ]; then
+        echo "Installing system packages:$missing (needs root)" >&2
+        as_root apt-get update -q
+        # shellcheck disable=SC2086
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
+    fi
+}
+
 ensure_venv() {
     requirements="$1"
+    ensure_system_packages
     if [ ! -x .venv/bin/python ]; then
         py="$(find_python)"
         if ! "$py" -m venv .venv 2>/dev/null; then

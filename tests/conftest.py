@@ -115,6 +115,7 @@ def isolated_store(settings, tmp_path):
     settings.STORE_URL = f"file://{tmp_path}/store"
     settings.STORE_FSYNC = False
     settings.STORE_CHUNK_SIZE = 64 * 1024  # small chunks keep tests fast; same protocol
+    settings.PACKAGE_CACHE_DIR = tmp_path / "packages"
     context._backend.cache_clear()
     context._keyring.cache_clear()
     yield tmp_path / "store"

@@ -113,3 +113,18 @@ document.addEventListener("DOMContentLoaded", () => {
     setTimeout(tick, panel.getAttribute("data-job-active") === "1" ? POLL_MS : IDLE_POLL_MS);
   });
 });
+// Register new platform wizard: fieldsets shown only for one choice of a radio group,
+// <fieldset data-show-when="name=value">. Without JavaScript every fieldset stays visible.
+document.addEventListener("DOMContentLoaded", () => {
+  const blocks = [...document.querySelectorAll("[data-show-when]")];
+  if (!blocks.length) return;
+  const update = () => {
+    blocks.forEach((block) => {
+      const [name, value] = block.getAttribute("data-show-when").split("=");
+      const checked = document.querySelector(`input[type=radio][name="${name}"]:checked`);
+      block.hidden = !checked || checked.value !== value;
+    });
+  };
+  document.querySelectorAll("input[type=radio]").forEach((r) => r.addEventListener("change", update));
+  update();
+});

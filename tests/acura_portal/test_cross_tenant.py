@@ -9,7 +9,19 @@ import re
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from clouds.models import Agent, AgentCredential, AgentEvent, AgentStatus
+from clouds.models import (
+    Agent,
+    AgentCredential,
+    AgentEvent,
+    AgentStatus,
+    Cloud,
+    DownloadLink,
+    EnrollmentToken,
+    WizardDraft,
+)
+from clouds.services.clouds import cloud_create
+from clouds.services.downloads import download_link_create
+from clouds.services.wizard import draft_accept_requirements, draft_start
 from protection.jobs import job_finish, job_queue, job_take_next
 from protection.models import JobTrigger, Machine, MachineGroup, MachineStatus, ReplicationJob
 from storage.models import Snapshot
@@ -21,6 +33,9 @@ from tests.job_support import commit_snapshot, make_agent
 # Longest prefixes first.
 PK_OBJECTS = [
     ("agent", "agent"),
+    ("cloud", "cloud"),
+    ("link", "link"),
+    ("wizard", "draft"),
     ("job", "job"),
     ("machine-group", "group"),
     ("machine", "machine"),
@@ -86,7 +101,24 @@ def victim(customer, other_customer):
         message="victim log",
         occurred_at=done.created_at,
     )
+    cloud = cloud_create(
+        customer,
+        platform="vmware",
+        name="Victim vCenter",
+        endpoint="vcenter.victim.example",
+        login="backup",
+        password="victim-secret",
+        check=False,
+    )
+    link = download_link_create(
+        customer, platform="vmware", server_url="http://testserver", group=group, cloud=cloud
+    ).link
+    draft = draft_start(customer, membership.user, platform="linux", group=group)
+    draft_accept_requirements(draft)
     return {
+        "cloud": cloud,
+        "link": link,
+        "draft": draft,
         "group": group,
         "machine": machine,
         "membership": membership,
@@ -100,7 +132,9 @@ def _url(name, params, slug, objects):
     kwargs = {"customer_slug": slug}
     if "pk" in params:
         kwargs["pk"] = objects[_object_kind(name)].pk
-    unknown = params - {"customer_slug", "pk"}
+    if "step" in params:
+        kwargs["step"] = 3
+    unknown = params - {"customer_slug", "pk", "step"}
     assert not unknown, f"cross-tenant test: teach it the URL parameters {unknown} of {name}"
     return reverse(name, kwargs=kwargs)
 
@@ -110,6 +144,11 @@ def _post_body(objects):
     return {
         "machines": [objects["machine"].pk],
         "group": objects["group"].pk,
+        "cloud": objects["cloud"].pk,
+        "cloud_mode": "registered",
+        "platform": "vmware",
+        "distro": "debian",
+        "driver": "dkms",
         "move_to": objects["group"].pk,
         "action": "start_protection",
         "name": "stolen",
@@ -128,6 +167,10 @@ def _victim_rows(customer):
         list(ReplicationJob.objects.for_customer(customer).values()),
         list(Agent.objects.for_customer(customer).values()),
         list(AgentCredential.objects.for_customer(customer).values()),
+        list(Cloud.objects.for_customer(customer).values()),
+        list(DownloadLink.objects.for_customer(customer).values()),
+        list(EnrollmentToken.objects.for_customer(customer).values()),
+        list(WizardDraft.objects.for_customer(customer).values()),
     )
 
 

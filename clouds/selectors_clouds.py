@@ -1,0 +1,90 @@
+"""Reads of the Manage Clouds and Download links pages.
+
+Kept apart from ``selectors`` (the agent pages) so each module stays small. Every function
+takes the customer first and reads only that customer's rows.
+"""
+
+from django.db.models import Case, CharField, Count, Q, QuerySet, Value, When
+from django.utils import timezone
+
+from protection.models import MachineGroup
+
+from .models import CLOUD_PLATFORMS, Agent, Cloud, DownloadEvent, DownloadLink
+
+# What the cloud list shows of the last check's discovered inventory, in this order.
+INVENTORY_COUNTS = [
+    ("datacenters", "data center", "data centers"),
+    ("clusters", "cluster", "clusters"),
+    ("hosts", "host", "hosts"),
+    ("vms", "VM", "VMs"),
+]
+LINK_STATES = ("live", "expired", "revoked")
+
+
+def cloud_search(customer, *, q: str = "", platform: str = "") -> QuerySet[Cloud]:
+    """The cloud list: each cloud with how many agents use it, filtered by platform and by
+    search terms (every term must match the name or the endpoint)."""
+    clouds = Cloud.objects.for_customer(customer).annotate(agent_count=Count("agents"))
+    if platform in CLOUD_PLATFORMS:
+        clouds = clouds.filter(platform=platform)
+    for term in q.split():
+        clouds = clouds.filter(Q(name__icontains=term) | Q(endpoint__icontains=term))
+    return clouds.order_by("name", "pk")
+
+
+def cloud_scope_counts(cloud: Cloud) -> list[str]:
+    """ "1 data center", "3 hosts"…: what the last successful check discovered."""
+    inventory = cloud.inventory if isinstance(cloud.inventory, dict) else {}
+    shown = []
+    for key, one, many in INVENTORY_COUNTS:
+        value = inventory.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            shown.append(f"{value} {one if value == 1 else many}")
+    return shown
+
+
+def cloud_agents(customer, cloud: Cloud) -> QuerySet[Agent]:
+    return Agent.objects.for_customer(customer).filter(cloud=cloud).order_by("pk")
+
+
+def cloud_live_links(customer, cloud: Cloud) -> QuerySet[DownloadLink]:
+    return download_link_search(customer, state="live").filter(cloud=cloud)
+
+
+def customer_groups(customer) -> QuerySet[MachineGroup]:
+    """The groups a downloaded agent may put its machines in (the download form's choice)."""
+    return MachineGroup.objects.for_customer(customer).order_by("name", "pk")
+
+
+def download_link_search(customer, *, state: str = "") -> QuerySet[DownloadLink]:
+    """The customer's download links, newest first, each annotated with ``state`` (live,
+    expired or revoked); ``state`` keeps only the links in that state."""
+    now = timezone.now()
+    links = (
+        DownloadLink.objects.for_customer(customer)
+        .select_related("group", "cloud", "created_by", "enrollment_token")
+        .annotate(
+            state=Case(
+                When(revoked_at__isnull=False, then=Value("revoked")),
+                When(expires_at__lte=now, then=Value("expired")),
+                default=Value("live"),
+                output_field=CharField(),
+            )
+        )
+    )
+    if state in LINK_STATES:
+        links = links.filter(state=state)
+    return links.order_by("-created_at", "-pk")
+
+
+def download_link_events(customer, link: DownloadLink) -> QuerySet[DownloadEvent]:
+    return DownloadEvent.objects.for_customer(customer).filter(link=link).order_by("-at", "-pk")
+
+
+def download_link_agents(customer, link: DownloadLink) -> QuerySet[Agent]:
+    """The agents that enrolled with the link's enrollment token."""
+    return (
+        Agent.objects.for_customer(customer)
+        .filter(enrolled_with_id=link.enrollment_token_id)
+        .order_by("pk")
+    )
