@@ -17,8 +17,17 @@ from protection.models import JobState, Machine, ReplicationJob
 from tenants.serializers import error_responses
 
 from . import services
-from .api_base import AgentApiMixin, NotFound, agent_call, agent_exception_handler, read_json
+from .api_base import (
+    AgentApiMixin,
+    Conflict,
+    NotFound,
+    agent_call,
+    agent_exception_handler,
+    read_json,
+)
+from .crypto import SealError
 from .serializers import (
+    AgentCloudSerializer,
     EnrolledSerializer,
     EnrollSerializer,
     EventsAnswerSerializer,
@@ -33,6 +42,7 @@ from .serializers import (
     JobResultSerializer,
     JobSerializer,
 )
+from .services.clouds import cloud_password
 
 SMALL_BODY = 64 * 1024
 INVENTORY_BODY = 16 * 1024 * 1024
@@ -141,6 +151,25 @@ class AgentSelfViewSet(AgentApiMixin, viewsets.ViewSet):
             raise exceptions.ValidationError({"machines": ["This field is required."]})
         machines = agent_call(services.agent_inventory, self.agent, data["machines"])
         return Response(InventoryAnswerSerializer({"machines": machines}).data)
+
+    @extend_schema(
+        summary="The access settings of the agent's cloud (VMware / oVirt appliances)",
+        description="404 when the agent belongs to no cloud. The password is the one "
+        "place a cloud's secret leaves the server.",
+        responses={200: AgentCloudSerializer, **error_responses(401, 404, 409)},
+    )
+    @action(detail=False, methods=["get"])
+    def cloud(self, request):
+        cloud = self.agent.cloud
+        if cloud is None:
+            raise NotFound("This agent belongs to no cloud.")
+        fields = set(AgentCloudSerializer().fields) - {"password"}
+        data = {name: getattr(cloud, name) for name in fields}
+        try:
+            data["password"] = cloud_password(cloud)
+        except SealError as exc:
+            raise Conflict(str(exc), {"code": "password_unreadable"}) from None
+        return Response(AgentCloudSerializer(data).data)
 
     @extend_schema(
         summary="Send log lines and events",

@@ -247,3 +247,25 @@ class JobResultSerializer(serializers.Serializer):
     bytes_read = _counter()
     bytes_sent = _counter()
     new_chunks = _counter()
+
+
+class AgentCloudSerializer(serializers.Serializer):
+    """The access settings of the agent's cloud (VMware and oVirt appliances).
+
+    The only place a cloud's password leaves the server: to the enrolled agents of that
+    cloud, over their authenticated channel, never into a download package."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    platform = serializers.CharField()
+    endpoint = serializers.CharField()
+    login = serializers.CharField()
+    password = serializers.CharField()
+    tls_fingerprint = serializers.CharField(allow_blank=True)
+    enforce_quiesce = serializers.BooleanField()
+    cluster_level_discover = serializers.BooleanField()
+    on_replication_start = serializers.CharField()
+    on_replication_finish = serializers.CharField()
+    disk_storage_threshold_percent = serializers.IntegerField()
+    free_space_threshold_percent = serializers.IntegerField()
+    discovery_level = serializers.CharField()

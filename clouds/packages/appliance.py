@@ -28,7 +28,7 @@ PLATFORMS = {
         "image": "OVA file",
         "disk_api": "VMware snapshots and CBT",
         "production": (
-            "- the \"hvragent\" extraConfig parameter in the OVF descriptor, which marks the\n"
+            '- the "hvragent" extraConfig parameter in the OVF descriptor, which marks the\n'
             "  VM as the agent appliance (vSphere may warn about this unknown configuration\n"
             "  parameter: it is added deliberately and is not a security risk), and\n"
             "  VMware Tools."
@@ -47,7 +47,7 @@ PLATFORMS = {
         "production": "- a fixed-size 10 GB disk as the RAW image, and qemu-guest-agent.",
         "deployment": (
             "Deploy agent VMs according to the cloud's discovery level: one (and only one)\n"
-            "per cluster for \"Cluster\", likewise per host, per data center, or one for\n"
+            'per cluster for "Cluster", likewise per host, per data center, or one for\n'
             "the whole cloud; then start them. Each agent VM needs at least 4 GB RAM,\n"
             "2 CPUs and a 10 GB disk (superuser permissions to install).\n"
             "Ports: the DR host tcp/80 and tcp/443, logs to the Acura cluster udp/12201."
@@ -133,4 +133,3 @@ def build_archive(spec: PackageSpec, config: dict, work: Path, target: Path) -> 
     stage.write("install.sh", render("appliance/install.sh", title=about["title"]), 0o755)
     stage.settle()
     write_tar_gz(target, stage, top)
-

@@ -32,7 +32,8 @@ def description(spec: PackageSpec, config: dict) -> list[str]:
     return [
         "Replicates this machine's disks into the Acura portal's deduplicating snapshot",
         "store. The hlragent service enrolls once with the enrollment token in",
-        f"{CONFIG}, then heartbeats, reports the machine and runs replication jobs.",
+        f"{CONFIG}, then heartbeats, reports the machine and runs",
+        "replication jobs.",
         f"Portal: {server}; customer: {customer or '-'}; driver deployment: {driver}.",
     ]
 
@@ -99,7 +100,12 @@ _RPM_ATTRS = {
 
 def rpm_files(files: list[str], spec: PackageSpec) -> list[str]:
     """The %files list: the agent's directory as a whole, everything else by name."""
-    lines = [f"%dir {PREFIX}", f"{PREFIX}/agent", "%dir %attr(0700,root,root) /etc/hlragent"]
+    lines = [
+        f"%dir {PREFIX}",
+        f"%dir {PREFIX}/bin",
+        f"{PREFIX}/agent",
+        "%dir %attr(0700,root,root) /etc/hlragent",
+    ]
     if spec.driver == "dkms":
         lines.append(f"%dir /usr/src/hlrsnap-{AGENT_VERSION}")
     for relative in files:

@@ -8,7 +8,9 @@ this module refuses what a builder could not turn into a working package, with a
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import json
 from dataclasses import dataclass
 
 PLATFORMS = ("linux", "windows", "vmware", "ovirt")
@@ -74,6 +76,9 @@ class PackageSpec:
             )
         else:
             object.__setattr__(self, "network", None)
+
+    def __hash__(self) -> int:  # network is a dict: hash its canonical JSON
+        return hash(json.dumps(dataclasses.astuple(self), sort_keys=True))
 
     @property
     def name(self) -> str:

@@ -179,9 +179,7 @@ def wix_source(stage: Stage, files: list[str], *, with_service: bool) -> str:
             _service(component)
         components.append(component_id)
 
-    feature = ET.SubElement(
-        product, "Feature", Id="Main", Title="Replication agent", Level="1"
-    )
+    feature = ET.SubElement(product, "Feature", Id="Main", Title="Replication agent", Level="1")
     for component_id in components:
         ET.SubElement(feature, "ComponentRef", Id=component_id)
     ET.indent(wix)
@@ -219,9 +217,7 @@ def build_zip(config: dict, work: Path, target: Path, *, service_host: Path | No
     source = work / "hwragent.wxs"
     source.write_text(wix_source(stage, files, with_service=service_host is not None))
     msi = work / "hwragent.msi"
-    done = run_tool(
-        ["wixl", "--arch", "x64", "--output", str(msi), str(source)], cwd=stage.root
-    )
+    done = run_tool(["wixl", "--arch", "x64", "--output", str(msi), str(source)], cwd=stage.root)
     # wixl only warns about WiX attributes it does not know and leaves them out of the MSI:
     # a silently dropped attribute is a broken installer, so it is an error here.
     if "WARNING" in done.stderr or "CRITICAL" in done.stderr:
