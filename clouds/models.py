@@ -294,7 +294,7 @@ class DownloadLink(TenantModel):
         help_text="The portal URL the packaged agent enrolls with (as the customer reached it)."
     )
     enrollment_token = models.OneToOneField(
-        EnrollmentToken, on_delete=models.PROTECT, related_name="download_link"
+        EnrollmentToken, on_delete=models.RESTRICT, related_name="download_link"
     )
     prefix = models.CharField(max_length=32, unique=True, editable=False)
     secret_hash = models.CharField(max_length=64, editable=False)

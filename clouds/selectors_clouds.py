@@ -40,6 +40,11 @@ def cloud_scope_counts(cloud: Cloud) -> list[str]:
         value = inventory.get(key)
         if isinstance(value, int) and not isinstance(value, bool):
             shown.append(f"{value} {one if value == 1 else many}")
+    scopes, total = inventory.get("scopes"), inventory.get("scopes_total")
+    if isinstance(total, int) and total and isinstance(scopes, list) and scopes:
+        kind = scopes[0].get("kind", "") if isinstance(scopes[0], dict) else ""
+        level = {"datacenter": "data center"}.get(kind, kind)
+        shown.append(f"{total} agent{'s' if total != 1 else ''} needed (one per {level})")
     return shown
 
 

@@ -22,8 +22,7 @@ find_python() {
 
 # Debian packages the server needs beyond Python: a C compiler and libxml2's headers to build
 # ovirt-engine-sdk-python (published only as source), and the tools that build agent packages
-# on demand (dpkg-deb for .deb, rpmbuild for .rpm, wixl for the Windows .msi; msitools reads
-# MSIs back in tests).
+# on demand (dpkg-deb for .deb, rpmbuild for .rpm, wixl for the Windows .msi).
 ensure_system_packages() {
     missing=""
     command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
@@ -31,7 +30,6 @@ ensure_system_packages() {
     command -v dpkg-deb >/dev/null 2>&1 || missing="$missing dpkg"
     command -v rpmbuild >/dev/null 2>&1 || missing="$missing rpm"
     command -v wixl >/dev/null 2>&1 || missing="$missing wixl"
-    command -v msiinfo >/dev/null 2>&1 || missing="$missing msitools"
     if [ -n "$missing" ]; then
         echo "Installing system packages:$missing (needs root)" >&2
         as_root apt-get update -q

@@ -103,11 +103,12 @@ def _open(tag: str, collection: str, ident: str) -> str:
 class Engine:
     """State of one fake engine: credentials, tokens, the model, the request log."""
 
-    def __init__(self, *, username, password, model, api_path, hang):
+    def __init__(self, *, username, password, model, api_path, hang, hang_api):
         self.username, self.password = username, password
         self.model = model or Model()
         self.api_path = api_path
         self.hang = hang
+        self.hang_api = hang_api
         self.tokens: set[str] = set()
         self.requests: list[tuple[str, str]] = []
         self.released = threading.Event()
@@ -268,8 +269,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _html_404(self) -> None:
         self._send(404, "<html><body><h1>Not Found</h1></body></html>", "text/html")
 
-    def _hang_if_asked(self) -> bool:
-        if self.engine.hang:
+    def _hang_if_asked(self, api: bool = False) -> bool:
+        if self.engine.hang or (api and self.engine.hang_api):
             self.engine.released.wait(30)
             self.close_connection = True
             return True
@@ -316,7 +317,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._html_404()
 
     def do_GET(self):
-        if self._hang_if_asked():
+        if self._hang_if_asked(api=True):
             return
         url = urllib.parse.urlsplit(self.path)
         self.engine.requests.append(("GET", self.path))
@@ -360,13 +361,22 @@ def running_engine(
     api_path: str = API,
     certificates=None,
     hang: bool = False,
+    hang_api: bool = False,
 ):
     """Serve a fake engine on 127.0.0.1; yields the :class:`Engine` (``.url`` is the API URL).
 
     ``certificates`` (from :func:`tests.net_support.make_certificates`) turns on TLS.
-    ``hang`` makes it accept requests and never answer them.
+    ``hang`` makes it accept requests and never answer them; ``hang_api`` does that only for
+    the API's GETs (SSO still answers).
     """
-    engine = Engine(username=username, password=password, model=model, api_path=api_path, hang=hang)
+    engine = Engine(
+        username=username,
+        password=password,
+        model=model,
+        api_path=api_path,
+        hang=hang,
+        hang_api=hang_api,
+    )
     server = _Server(("127.0.0.1", 0), _Handler)
     server.engine = engine
     scheme = "http"

@@ -5,9 +5,11 @@ description shows, or just ``zvirtnode`` (the API path is then ``/ovirt-engine/a
 follows :mod:`.tls`: our own handshake first (so the error carries the certificate's
 fingerprint), then the SDK with the system CA bundle, or ``insecure=True`` once the pinned
 fingerprint matched (ovirtsdk4/pycurl cannot pin a certificate itself). Every SDK call has a
-timeout (the SDK's default waits forever) and the connection is always closed, which logs the
-SSO token out. The SDK's exceptions are mapped as ``/work/shared/docs/ovirt-api.md`` records
-them; the password never appears in a message.
+timeout (the SDK's default waits forever); the SSO login and logout are done by
+:mod:`.ovirt_sso` because the SDK's own SSO requests ignore that timeout, so the SDK only ever
+sees the token, never the password. The connection is always closed and its token revoked.
+The SDK's exceptions are mapped as ``/work/shared/docs/ovirt-api.md`` records them (plus the
+"Failed to read response" form a timed-out API request takes, which that document lacks).
 
 Discovery reads datacenters, clusters, hosts, networks, VMs and disks in one request each,
 plus one disk-attachment list per VM (the API has no bulk form for those).
@@ -25,18 +27,23 @@ import ovirtsdk4
 from . import CheckResult, Cluster, ConnectorError, Datacenter, Disk, Host, Inventory, Scope, Vm
 from . import tls as tlslib
 from .endpoint import Endpoint, parse_endpoint
+from .ovirt_sso import sso_logout, sso_token
 
 API_PATH = "/ovirt-engine/api"
 EXAMPLE = "https://engine.example.com/ovirt-engine/api"
 LEVELS = ("cluster", "host", "datacenter", "cloud")
 
-# libcurl error codes the SDK reports as "Error while sending HTTP request: (N, '...')".
+# libcurl error codes. The SDK reports them as "Error while sending HTTP request: (N, '...')"
+# (ConnectionError/TimeoutError for some) or, for a request that fails inside its multi handle
+# (a timed-out API GET, for one), as a plain Error "Failed to read response: [(<Curl>, N, ...)]".
 CURL_COULDNT_RESOLVE_HOST, CURL_COULDNT_CONNECT, CURL_TIMEOUT = 6, 7, 28
 CURL_TLS_CODES = {35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91}
 
 
 def _curl_code(exc: Exception) -> int | None:
-    match = re.search(r"HTTP request: \((\d+),", str(exc))
+    match = re.search(
+        r"(?:HTTP request: \(|Failed to read response: \[\(<[^>]*>, )(\d+),", str(exc)
+    )
     return int(match.group(1)) if match else None
 
 
@@ -99,21 +106,27 @@ def connection(
 ):
     """An ``ovirtsdk4.Connection`` (its endpoint and certificate fingerprint alongside).
 
-    Yields ``(connection, endpoint, fingerprint)``; closes the connection on exit; every
-    failure inside the block comes out as a ConnectorError.
+    Yields ``(connection, endpoint, fingerprint)``; on exit closes the connection and revokes
+    its SSO token; every failure inside the block comes out as a ConnectorError. The SDK gets
+    only the token, never the password.
     """
     parsed = parse_endpoint(
         endpoint, default_path=API_PATH, example=EXAMPLE, schemes=("https", "http")
     )
     fingerprint = None
+    context = None
     if parsed.scheme == "https":
         fingerprint = tlslib.probe(parsed.host, parsed.port, timeout=timeout, pin=tls_fingerprint)
+        context = (
+            tlslib.pinned_context(fingerprint) if tls_fingerprint else tlslib.verifying_context()
+        )
+    # Our own login: the SDK's SSO requests ignore its timeout (see ovirt_sso).
+    token = sso_token(parsed, username, password, context=context, timeout=timeout)
     conn = None
     try:
         conn = ovirtsdk4.Connection(
             url=parsed.url,
-            username=username,
-            password=password,
+            token=token,
             insecure=bool(tls_fingerprint),
             ca_file=None if tls_fingerprint else _ca_file(),
             timeout=max(1, math.ceil(timeout)),
@@ -124,7 +137,8 @@ def connection(
     finally:
         if conn is not None:
             with contextlib.suppress(Exception):
-                conn.close()
+                conn.close(logout=False)  # the SDK's logout has no timeout either
+        sso_logout(parsed, token, context=context, timeout=timeout)
 
 
 def _id(ref) -> str | None:
@@ -162,11 +176,16 @@ def collect(conn, *, level: str, cloud_name: str) -> Inventory:
     vms_service = system.vms_service()
     for item in vms_service.list():
         vm = Vm(id=item.id, name=item.name or item.id, uuid=item.id, power_state=_enum(item.status))
-        for attachment in vms_service.vm_service(item.id).disk_attachments_service().list():
+        try:
+            attachments = vms_service.vm_service(item.id).disk_attachments_service().list()
+        except ovirtsdk4.NotFoundError:
+            continue  # removed since the VM list was read
+        for attachment in attachments:
             disk_id = _id(attachment.disk)
             disk = disks.get(disk_id)
             if disk is None and disk_id:
-                disk = system.disks_service().disk_service(disk_id).get()
+                with contextlib.suppress(ovirtsdk4.NotFoundError):
+                    disk = system.disks_service().disk_service(disk_id).get()
             if disk is None:
                 continue
             vm.disks.append(

@@ -80,12 +80,11 @@ def render(template: str, **values) -> str:
     """A template under ``templates/`` with ``@NAME@`` placeholders filled (``@`` keeps
     shell and batch ``$``/``%`` untouched); a placeholder left over is a bug, not output."""
     text = (TEMPLATES / template).read_text()
-    for key, value in values.items():
-        text = text.replace(f"@{key.upper()}@", str(value))
-    left = _PLACEHOLDER.search(text)
-    if left:
-        raise RuntimeError(f"template {template}: {left.group()} has no value")
-    return text
+    given = {f"@{key.upper()}@": str(value) for key, value in values.items()}
+    missing = set(_PLACEHOLDER.findall(text)) - set(given)
+    if missing:  # checked before filling: a value may itself contain an @WORD@
+        raise RuntimeError(f"template {template}: no value for {', '.join(sorted(missing))}")
+    return _PLACEHOLDER.sub(lambda match: given.get(match.group(), match.group()), text)
 
 
 def config_json(config: dict) -> str:
@@ -168,7 +167,10 @@ def write_tar_gz(target: Path, stage: Stage, top: str) -> None:
                     tar.addfile(info, f)
             else:
                 tar.addfile(info)
-    with target.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=stamp) as gz:
+    with (
+        target.open("wb") as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=stamp) as gz,
+    ):
         gz.write(buffer.getvalue())
 
 

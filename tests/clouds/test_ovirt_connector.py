@@ -3,7 +3,10 @@ simulator exists; that engine answers the REST API's documented XML and SSO JSON
 at each discovery level, wrong login, unreachable, TLS trust and pinning, a wrong API path and
 a hung engine."""
 
+import functools
+import http.server
 import json
+import threading
 import time
 
 import ovirtsdk4
@@ -187,8 +190,29 @@ def test_a_wrong_api_path_says_where_the_api_usually_is(engine):
     assert "usually ends in /ovirt-engine/api" in error.message
 
 
-def test_an_engine_that_never_answers_times_out():
-    with running_engine(username=USER, password=PASSWORD, hang=True) as hung:
+def test_a_web_server_that_is_no_ovirt_engine_is_an_api_error(tmp_path):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        error = failure(lambda: ovirt.check(url, USER, PASSWORD, level="cluster"))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    assert error.kind == "api"
+    assert "does not answer like an oVirt engine" in error.message
+
+
+@pytest.mark.parametrize("where", ["everywhere", "api"])
+def test_an_engine_that_never_answers_times_out(where):
+    """Hung in the SSO login (which the SDK would wait on forever) or in an API request."""
+    with running_engine(
+        username=USER, password=PASSWORD, hang=where == "everywhere", hang_api=where == "api"
+    ) as hung:
         started = time.monotonic()
         error = failure(lambda: ovirt.check(hung.url, USER, PASSWORD, level="cluster", timeout=1))
         elapsed = time.monotonic() - started
@@ -201,7 +225,9 @@ def test_an_engine_that_never_answers_times_out():
 def test_a_tls_port_that_never_answers_times_out():
     with silent_server() as port:
         error = failure(
-            lambda: ovirt.check(f"https://127.0.0.1:{port}", USER, PASSWORD, level="cloud", timeout=1)
+            lambda: ovirt.check(
+                f"https://127.0.0.1:{port}", USER, PASSWORD, level="cloud", timeout=1
+            )
         )
 
     assert error.kind == "timeout"

@@ -105,8 +105,9 @@ def test_empty_state_explains_enrollment(viewer_client):
 def test_the_nav_links_to_agents(viewer_client):
     content = viewer_client.get(list_url()).content.decode()
     assert f'<a href="{list_url()}" class="active">Agents</a>' in content
-    assert "Register new platform <small>soon</small>" in content
-    assert "Manage clouds <small>soon</small>" in content
+    assert f'href="{reverse("clouds:wizard_start", args=["acme"])}"' in content
+    assert f'href="{reverse("clouds:cloud_list", args=["acme"])}"' in content
+    assert "<small>soon</small>" not in content
 
 
 def test_list_query_count_does_not_grow(viewer_client, customer, django_assert_max_num_queries):

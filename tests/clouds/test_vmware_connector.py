@@ -10,7 +10,9 @@ import pytest
 from pyVim.connect import Disconnect, SmartConnect
 
 from clouds.connectors import ConnectorError, tls, vmware
+from clouds.connectors.endpoint import parse_endpoint
 from tests.net_support import closed_port, make_certificates, silent_server
+from tests.ovirt_support import running_engine
 from tests.vsphere_support import running_vcsim
 
 PASSWORD = "Vc-s3cret!"
@@ -318,3 +320,32 @@ def test_every_check_logs_its_session_out_even_when_it_fails():
             Disconnect(observer)
 
     assert users == ["observer"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "parsed"),
+    [
+        ("vcenter.dts.loc", ("https", "vcenter.dts.loc", 443, "/sdk")),
+        (" vcenter:8443 ", ("https", "vcenter", 8443, "/sdk")),
+        ("https://vcenter/sdk/", ("https", "vcenter", 443, "/sdk")),
+        ("HTTPS://VC.example:9443", ("https", "vc.example", 9443, "/sdk")),
+        ("10.0.0.5", ("https", "10.0.0.5", 443, "/sdk")),
+        ("fe80::1", ("https", "fe80::1", 443, "/sdk")),
+        ("https://[2001:db8::7]:8443/sdk", ("https", "2001:db8::7", 8443, "/sdk")),
+    ],
+)
+def test_endpoints_as_customers_type_them(typed, parsed):
+    endpoint = parse_endpoint(typed, default_path="/sdk", example=vmware.EXAMPLE)
+
+    assert (endpoint.scheme, endpoint.host, endpoint.port, endpoint.path) == parsed
+
+
+def test_a_plain_http_port_fails_the_tls_handshake():
+    with running_engine() as web:  # any plain-HTTP server will do
+        error = failure(
+            lambda: vmware.check(f"127.0.0.1:{web.port}", "u", PASSWORD, cluster_level=True)
+        )
+
+    assert error.kind == "tls"
+    assert f"127.0.0.1:{web.port} did not complete a TLS handshake" in error.message
+    assert "is this the HTTPS port?" in error.message

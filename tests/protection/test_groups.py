@@ -139,8 +139,9 @@ def test_detail_lists_the_groups_machines(role_client, customer, group, machine)
     assert [m.name for m in response.context["machines"]] == ["web-01"]
     content = response.content.decode()
     assert url("group_settings", group.pk) in content
-    assert "Register new platform (soon)" in content
-    assert 'data-testid="register-platform-soon">' in content and "disabled" in content
+    # Register new platform from the group's page pre-selects the group in the wizard.
+    assert f'/c/acme/register/?group={group.pk}"' in content
+    assert 'data-testid="group-register-platform"' in content
 
 
 def test_detail_filters_within_the_group(viewer_client, customer, group):
