@@ -25,6 +25,7 @@ from .api_base import (
     agent_exception_handler,
     read_json,
 )
+from .api_customer import register as register_customer
 from .crypto import SealError
 from .serializers import (
     AgentCloudSerializer,
@@ -294,3 +295,4 @@ def register(router) -> None:
     router.register(r"agent/enroll", AgentEnrollViewSet, basename="agent-enroll")
     router.register(r"agent/jobs", AgentJobViewSet, basename="agent-job")
     router.register(r"agent", AgentSelfViewSet, basename="agent")
+    register_customer(router)

@@ -18,7 +18,8 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
-from clouds.models import AgentEvent, Cloud
+from clouds.models import AgentEvent, Cloud, DownloadEvent, WizardDraft
+from clouds.services.downloads import download_link_create
 from protection.models import Disk, Machine, MachineGroup, MachineStatus, ReplicationPolicy
 from storage.models import MaintenanceKind, MaintenanceRun, QuarantinedChunk
 from tenants.models import Customer, Membership
@@ -61,6 +62,9 @@ def world(customer, other_customer, admin_user, stranger_user, machine):
         customer=customer, agent=agent.agent, message="replicated", occurred_at=timezone.now()
     )
     Cloud.objects.create(customer=other_customer, name="vCenter 1", platform="vmware")
+    link = download_link_create(customer, platform="windows", server_url="http://testserver").link
+    DownloadEvent.objects.create(customer=customer, link=link, served=False, detail="expired")
+    WizardDraft.objects.create(customer=customer, user=admin_user, platform="linux", step=2)
     QuarantinedChunk.objects.create(customer=customer, digest="ab" * 32, reason="CRC mismatch")
     MaintenanceRun.objects.create(kind=MaintenanceKind.GC, ok=True, summary={"freed_bytes": 0})
     ReplicationPolicy.objects.create(customer=customer, interval_minutes=60)
