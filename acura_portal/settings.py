@@ -219,6 +219,9 @@ DOWNLOAD_LINK_AGENTS = env_int("ACURA_DOWNLOAD_LINK_AGENTS", 100)
 # (``create_download_link``), and the portal's TLS certificate whose SHA-256 they pin.
 PUBLIC_URL = env_str("ACURA_PUBLIC_URL", "http://127.0.0.1:8000")
 TLS_CERT_FILE = env_str("ACURA_TLS_CERT_FILE")
+# A Windows service wrapper (WinSW-NET4.exe) to put into hwragent.msi, which then installs and
+# starts the agent as a service; without it the MSI ships a WinSW-style service definition.
+WINDOWS_SERVICE_HOST = env_str("ACURA_WINDOWS_SERVICE_HOST")
 PACKAGE_CACHE_DIR = Path(env_str("ACURA_PACKAGE_CACHE_DIR", str(DATA_DIR / "packages")))
 
 # --- Celery -----------------------------------------------------------------------------

@@ -106,6 +106,13 @@ def checked(service, *args, **kwargs):
         raise serializers.ValidationError({"password": [str(exc)]}) from None
 
 
+def sent_options(serializer) -> dict:
+    """The platform options the request sent. Form posts (HTML input) fill an absent
+    checkbox with False; only what was sent counts, so the other platform's are refused."""
+    data, sent = serializer.validated_data, serializer.initial_data
+    return {name: data[name] for name in OPTION_FIELDS if name in data and name in sent}
+
+
 CLOUD_WRITE = {200: CloudSerializer, **error_responses(400, 403, 404)}
 
 
@@ -177,7 +184,7 @@ class CloudViewSet(CustomerApiMixin, TenantModelViewSet):
             login=data["login"],
             password=data["password"],
             tls_fingerprint=data.get("tls_fingerprint", ""),
-            options={name: data[name] for name in OPTION_FIELDS if name in data},
+            options=sent_options(serializer),
         )
         serializer.instance = self.get_queryset().get(pk=cloud.pk)
 
@@ -187,7 +194,7 @@ class CloudViewSet(CustomerApiMixin, TenantModelViewSet):
         # The service resets omitted options to defaults; a PATCH keeps them instead. An
         # option of the other platform is passed on, and refused by the service.
         options = {name: getattr(cloud, name) for name in own}
-        options.update({name: data[name] for name in OPTION_FIELDS if name in data})
+        options.update(sent_options(serializer))
         checked(
             cloud_update,
             cloud,

@@ -138,8 +138,12 @@ class DownloadLinkSerializer(serializers.ModelSerializer):
     for members who may make links (operators, admins): the URL lets anyone enroll agents."""
 
     state = serializers.ChoiceField(choices=[(s, s.title()) for s in LINK_STATES], read_only=True)
-    group_name = serializers.CharField(source="group.name", read_only=True, default=None)
-    cloud_name = serializers.CharField(source="cloud.name", read_only=True, default=None)
+    group_name = serializers.CharField(
+        source="group.name", read_only=True, allow_null=True, default=None
+    )
+    cloud_name = serializers.CharField(
+        source="cloud.name", read_only=True, allow_null=True, default=None
+    )
     filename = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
     curl_command = serializers.SerializerMethodField()

@@ -279,9 +279,9 @@ def _cached_package(link: DownloadLink, secret: str) -> Path:
     """The link's package, built on first download and reused until the link ends."""
     spec = package_spec(link)
     config = package_config(link, secret)
-    key = hashlib.sha256(json.dumps([config, spec.__dict__], sort_keys=True).encode()).hexdigest()[
-        :16
-    ]
+    host = settings.WINDOWS_SERVICE_HOST
+    inputs = json.dumps([config, spec.__dict__, host], sort_keys=True, default=str)
+    key = hashlib.sha256(inputs.encode()).hexdigest()[:16]
     folder = _cache_dir(link.prefix) / key
     path = folder / package_filename(spec)
     if path.exists():
@@ -289,7 +289,7 @@ def _cached_package(link: DownloadLink, secret: str) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=folder.parent))
     try:
-        build_package(spec, config, work)
+        build_package(spec, config, work, windows_service_host=Path(host) if host else None)
         os.chmod(work, 0o700)
         try:
             os.rename(work, folder)  # atomic: a concurrent build of the same key just loses
