@@ -160,6 +160,7 @@ SPECTACULAR_SETTINGS = {
         "SessionStateEnum": "storage.models.SessionState",
         "JobStateEnum": "protection.models.JobState",
         "JobResultStateEnum": "clouds.serializers.RESULT_STATES",
+        "PowerActionEnum": "clouds.models.PowerAction",
     },
 }
 

@@ -25,15 +25,6 @@ from .services.enrollment import MAX_USES
 OPTION_FIELDS = [*VMWARE_OPTIONS, *OVIRT_OPTIONS]
 
 
-def _power_choices(when: str) -> list[tuple[str, str]]:
-    # Labels that say when the action happens; they also keep the two fields' choice sets
-    # apart in the OpenAPI schema (identical sets under two names are a spectacular warning).
-    return [
-        (action.value, action.label if action == PowerAction.NONE else f"{action.label} {when}")
-        for action in PowerAction
-    ]
-
-
 # --- Clouds ---------------------------------------------------------------------------
 
 
@@ -52,12 +43,8 @@ class CloudSerializer(TenantModelSerializer):
         help_text="Write-only. On update, omit it (or send it empty) to keep the stored one.",
     )
     has_password = serializers.BooleanField(read_only=True)
-    on_replication_start = serializers.ChoiceField(
-        choices=_power_choices("before replicating"), required=False
-    )
-    on_replication_finish = serializers.ChoiceField(
-        choices=_power_choices("after replicating"), required=False
-    )
+    on_replication_start = serializers.ChoiceField(choices=PowerAction.choices, required=False)
+    on_replication_finish = serializers.ChoiceField(choices=PowerAction.choices, required=False)
     agent_count = serializers.IntegerField(read_only=True, help_text="Agents using this cloud.")
     inventory = serializers.JSONField(
         read_only=True, help_text="What the last successful connection check discovered."

@@ -17,6 +17,12 @@ CUSTOMER_PATHS = [
     "/api/v1/c/{customer_slug}/machines/start-protection/",
     "/api/v1/c/{customer_slug}/machines/stop-protection/",
     "/api/v1/c/{customer_slug}/machines/move/",
+    "/api/v1/c/{customer_slug}/clouds/",
+    "/api/v1/c/{customer_slug}/clouds/{id}/",
+    "/api/v1/c/{customer_slug}/clouds/{id}/test/",
+    "/api/v1/c/{customer_slug}/download-links/",
+    "/api/v1/c/{customer_slug}/download-links/{id}/",
+    "/api/v1/c/{customer_slug}/download-links/{id}/revoke/",
 ]
 
 EXTERNAL_ASSET_HOSTS = ["cdn.jsdelivr", "unpkg", "cdnjs", "googleapis", "gstatic"]

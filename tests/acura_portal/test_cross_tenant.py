@@ -34,6 +34,7 @@ from tests.job_support import commit_snapshot, make_agent
 PK_OBJECTS = [
     ("agent", "agent"),
     ("cloud", "cloud"),
+    ("download-link", "link"),
     ("link", "link"),
     ("wizard", "draft"),
     ("job", "job"),
