@@ -149,7 +149,40 @@ class Agent(TenantModel):
         return f"{self.pk} ({cloud})@{self.customer_id}"
 
 
-class EnrollmentToken(TenantModel):
+class IssuedSecret(TenantModel):
+    """What enrollment tokens and download links share: a bearer secret (``clouds.tokens``)
+    found by its public ``prefix`` and checked against its hash, that expires and can be
+    revoked, and says why it is refused in one place."""
+
+    noun = "secret"  # "This <noun> was revoked."
+
+    prefix = models.CharField(max_length=32, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.noun} {self.prefix}"
+
+    def refusal(self, now=None) -> str | None:
+        """Why this cannot be used now, or None when it can."""
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return f"This {self.noun} was revoked."
+        if self.expires_at <= now:
+            return f"This {self.noun} has expired."
+        return None
+
+
+class EnrollmentToken(IssuedSecret):
     """A one-or-few-use secret that lets an agent enroll into one customer.
 
     Only the hash is stored; ``prefix`` identifies the row. Expiry, a use limit and revocation
@@ -167,33 +200,20 @@ class EnrollmentToken(TenantModel):
     cloud = models.ForeignKey(
         Cloud, null=True, blank=True, on_delete=models.CASCADE, related_name="enrollment_tokens"
     )
-    prefix = models.CharField(max_length=32, unique=True, editable=False)
-    secret_hash = models.CharField(max_length=64, editable=False)
-    expires_at = models.DateTimeField()
+    noun = "enrollment token"
+
     max_uses = models.PositiveIntegerField(default=1)
     uses = models.PositiveIntegerField(default=0)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"enrollment token {self.prefix}"
+    class Meta(IssuedSecret.Meta):
+        pass
 
     def refusal(self, now=None) -> str | None:
         """Why this token cannot enroll an agent now, or None when it can."""
-        now = now or timezone.now()
-        if self.revoked_at is not None:
-            return "This enrollment token was revoked."
-        if self.expires_at <= now:
-            return "This enrollment token has expired."
-        if self.uses >= self.max_uses:
+        refusal = super().refusal(now)
+        if refusal is None and self.uses >= self.max_uses:
             return "This enrollment token has been used up."
-        return None
+        return refusal
 
 
 class AgentCredential(TenantModel):
@@ -265,7 +285,7 @@ class DriverType(models.TextChoices):
     DKMS = "dkms", "DKMS"
 
 
-class DownloadLink(TenantModel):
+class DownloadLink(IssuedSecret):
     """An unguessable, expiring, revocable URL that serves one agent package.
 
     The URL holds ``acdl_<prefix>.<secret>``; the secret's hash finds and checks it, and the
@@ -296,34 +316,16 @@ class DownloadLink(TenantModel):
     enrollment_token = models.OneToOneField(
         EnrollmentToken, on_delete=models.RESTRICT, related_name="download_link"
     )
-    prefix = models.CharField(max_length=32, unique=True, editable=False)
-    secret_hash = models.CharField(max_length=64, editable=False)
+    noun = "download link"
+
     text_sealed = models.TextField(
         editable=False, help_text="The link, sealed, so its maker can see it again while it lives."
     )
-    expires_at = models.DateTimeField()
-    revoked_at = models.DateTimeField(null=True, blank=True)
     downloads = models.PositiveIntegerField(default=0)
     last_downloaded_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"download link {self.prefix}"
-
-    def refusal(self, now=None) -> str | None:
-        """Why this link serves nothing now, or None when it serves its package."""
-        now = now or timezone.now()
-        if self.revoked_at is not None:
-            return "This download link was revoked."
-        if self.expires_at <= now:
-            return "This download link has expired."
-        return None
+    class Meta(IssuedSecret.Meta):
+        pass
 
 
 class DownloadEvent(TenantModel):

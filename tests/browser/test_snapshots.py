@@ -22,7 +22,7 @@ def test_protect_and_download_a_snapshot(page, login, operator_user, customer, t
     assert Snapshot.objects.for_customer(customer).get(pk=snapshot["id"]).protected is True
 
     with page.expect_download() as info:
-        page.get_by_role("link", name="Download").first.click()
+        page.get_by_role("link", name="Download", exact=True).first.click()
     target = tmp_path / "image.raw"
     info.value.save_as(target)
     assert target.read_bytes() == data

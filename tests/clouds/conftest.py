@@ -5,8 +5,9 @@ from rest_framework.test import APIClient
 
 from clouds.services import enrollment_token_create
 from protection.models import MachineStatus
+from tenants.models import Role
 from tests.api_support import error_of  # noqa: F401  (re-exported)
-from tests.factories import DiskFactory, MachineFactory, enroll_agent
+from tests.factories import DiskFactory, MachineFactory, MembershipFactory, enroll_agent
 
 API = "/api/v1/agent/"
 
@@ -73,3 +74,34 @@ def other_api(other_enrolled):
 @pytest.fixture
 def anon():
     return APIClient()
+
+
+# --- Customer API clients (session login, one role each) ----------------------------------
+
+
+def client_of(customer, role) -> APIClient:
+    """An API client logged in as a new member of ``customer`` with ``role``."""
+    client = APIClient()
+    client.force_login(MembershipFactory(customer=customer, role=role).user)
+    return client
+
+
+@pytest.fixture
+def member(request, customer) -> APIClient:
+    """Parametrize with a role: ``@pytest.mark.parametrize("member", [...], indirect=True)``."""
+    return client_of(customer, request.param)
+
+
+@pytest.fixture
+def viewer(customer):
+    return client_of(customer, Role.VIEWER)
+
+
+@pytest.fixture
+def operator(customer):
+    return client_of(customer, Role.OPERATOR)
+
+
+@pytest.fixture
+def admin(customer):
+    return client_of(customer, Role.ADMIN)

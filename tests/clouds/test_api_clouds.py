@@ -3,49 +3,21 @@ registration against real peers (the vSphere simulator with its self-signed cert
 the in-test oVirt engine). The password goes in and never comes out."""
 
 import pytest
-from rest_framework.test import APIClient
 
 from clouds.models import Cloud
 from clouds.services.clouds import cloud_password
 from tenants.models import Role
-from tests.factories import MembershipFactory
 from tests.ovirt_support import running_engine
 from tests.vsphere_support import running_vcsim
 
 from .cloud_support import PASSWORD, make_cloud
-from .conftest import enroll, error_of
+from .conftest import client_of, enroll, error_of
 
 pytestmark = pytest.mark.django_db
 
 BASE = "/api/v1/c/acme/clouds/"
 USER = "acura@vsphere.local"
 EVERYONE = [Role.VIEWER, Role.OPERATOR, Role.ADMIN]
-
-
-def client_of(customer, role) -> APIClient:
-    client = APIClient()
-    client.force_login(MembershipFactory(customer=customer, role=role).user)
-    return client
-
-
-@pytest.fixture
-def member(request, customer) -> APIClient:
-    return client_of(customer, request.param)
-
-
-@pytest.fixture
-def viewer(customer):
-    return client_of(customer, Role.VIEWER)
-
-
-@pytest.fixture
-def operator(customer):
-    return client_of(customer, Role.OPERATOR)
-
-
-@pytest.fixture
-def admin(customer):
-    return client_of(customer, Role.ADMIN)
 
 
 def secret_free(response, *secrets):

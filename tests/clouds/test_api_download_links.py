@@ -11,36 +11,15 @@ from rest_framework.test import APIClient
 
 from clouds.models import DownloadLink, EnrollmentToken
 from tenants.models import Role
-from tests.factories import MachineGroupFactory, MembershipFactory
+from tests.factories import MachineGroupFactory
 
 from .cloud_support import make_cloud, make_link
-from .conftest import error_of
+from .conftest import client_of, error_of
 
 pytestmark = pytest.mark.django_db
 
 BASE = "/api/v1/c/acme/download-links/"
 EVERYONE = [Role.VIEWER, Role.OPERATOR, Role.ADMIN]
-
-
-def client_of(customer, role) -> APIClient:
-    client = APIClient()
-    client.force_login(MembershipFactory(customer=customer, role=role).user)
-    return client
-
-
-@pytest.fixture
-def member(request, customer) -> APIClient:
-    return client_of(customer, request.param)
-
-
-@pytest.fixture
-def viewer(customer):
-    return client_of(customer, Role.VIEWER)
-
-
-@pytest.fixture
-def operator(customer):
-    return client_of(customer, Role.OPERATOR)
 
 
 def rows(customer):
