@@ -1,6 +1,7 @@
 """Page latency and query counts for a customer with many machines.
 
-Usage: .venv/bin/python bench/pages.py [--machines 10000] [--groups 50] [--repeat 15]
+Usage: .venv/bin/python bench/pages.py [--machines 10000] [--groups 50] [--clouds 200]
+       [--links 500] [--repeat 15]
 Prints one line per page: median and p90 milliseconds, SQL queries per request.
 """
 
@@ -23,6 +24,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--machines", type=int, default=10_000)
     parser.add_argument("--groups", type=int, default=50)
+    parser.add_argument("--clouds", type=int, default=200)
+    parser.add_argument("--links", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
 
@@ -82,6 +85,37 @@ def populate(args):
     return customer, user, groups
 
 
+def populate_clouds(args, customer, user):
+    """Registered clouds, download links (some downloaded) and a wizard run at step 3."""
+    from clouds.services.clouds import cloud_create
+    from clouds.services.downloads import download_link_create
+    from clouds.services.wizard import draft_accept_requirements, draft_start
+
+    clouds = [
+        cloud_create(
+            customer,
+            platform="vmware" if i % 2 else "ovirt",
+            name=f"cloud-{i:04d}",
+            endpoint=f"https://engine-{i}.example/ovirt-engine/api",
+            login="backup",
+            password="x",
+            check=False,
+        )
+        for i in range(args.clouds)
+    ]
+    for i in range(args.links):
+        cloud = clouds[i % len(clouds)] if i % 3 == 0 and clouds else None
+        options = (
+            {"platform": cloud.platform, "cloud": cloud}
+            if cloud
+            else {"platform": "linux", "distro": "debian", "driver": "dkms"}
+        )
+        download_link_create(customer, server_url="http://bench", created_by=user, **options)
+    draft = draft_start(customer, user, platform="vmware")
+    draft_accept_requirements(draft)
+    return draft
+
+
 def run(args, client_class, capture, connection):
     from protection.models import Machine
 
@@ -89,6 +123,11 @@ def run(args, client_class, capture, connection):
     customer, user, groups = populate(args)
     elapsed = time.perf_counter() - started
     print(f"populated {args.machines} machines x 2 customers in {elapsed:.1f}s")
+    started = time.perf_counter()
+    draft = populate_clouds(args, customer, user)
+    print(
+        f"{args.clouds} clouds, {args.links} download links in {time.perf_counter() - started:.1f}s"
+    )
     client = client_class()
     client.force_login(user)
     machine = Machine.objects.for_customer(customer).order_by("pk")[args.machines // 2]
@@ -106,6 +145,12 @@ def run(args, client_class, capture, connection):
         "machine detail": f"/c/{slug}/machines/{machine.pk}/",
         "machine settings": f"/c/{slug}/machines/{machine.pk}/settings/",
         "API machine list": f"/api/v1/c/{slug}/machines/",
+        "wizard start": f"/c/{slug}/register/",
+        "wizard step 3 (VMware)": f"/c/{slug}/register/{draft.pk}/step-3/",
+        "manage clouds": f"/c/{slug}/clouds/",
+        "download links": f"/c/{slug}/download-links/",
+        "API clouds": f"/api/v1/c/{slug}/clouds/",
+        "API download links": f"/api/v1/c/{slug}/download-links/",
     }
     print(f"{'page':28} {'median ms':>10} {'p90 ms':>8} {'queries':>8}")
     for label, url in pages.items():

@@ -100,8 +100,11 @@ def draft_set_options(
     user=None,
 ) -> WizardDraft:
     """Step 3: the group, the cloud (registered, or new and checked) and the platform's
-    options; then the download link. ``ValidationError`` / ``CloudCheckFailed`` leave the
-    run (and everything else) as it was."""
+    options; then the download link. Everything is validated before the new cloud's check
+    (which talks to the platform, so it runs outside the transaction); a ``ValidationError``
+    or ``CloudCheckFailed`` then leaves the run and the customer's data as they were. Only a
+    race after a passed check (a group of the same name created meanwhile) can leave the new
+    cloud registered without the rest; it is a valid, checked cloud either way."""
     platform = draft.platform
     customer = draft.customer
     if draft.step < 3:
