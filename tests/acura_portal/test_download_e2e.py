@@ -69,16 +69,11 @@ def test_the_downloaded_deb_enrolls_and_its_host_appears_in_the_group(tmp_path):
         )
         config_path.write_text(json.dumps(config))
 
-        # The package's launcher runs `python3 -m agent`: give it this interpreter (it has
-        # zstandard, which the .deb depends on as python3-zstandard).
-        bin_dir = tmp_path / "bin"
-        bin_dir.mkdir()
-        wrapper = bin_dir / "python3"  # a script, not a symlink: the venv must stay active
-        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-        wrapper.chmod(0o755)
+        # The package's launcher picks the newest python3.x on the machine; point it at this
+        # interpreter (it has zstandard, which the .deb depends on as python3-zstandard).
         env = {
             **os.environ,
-            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "ACURA_AGENT_PYTHON": sys.executable,
             "ACURA_AGENT_HOME": str(root / "opt/hlragent"),
             "ACURA_AGENT": str(root / "usr/bin/acura-agent"),
         }
