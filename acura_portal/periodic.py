@@ -87,6 +87,15 @@ PERIODIC_TASKS: list[PeriodicSpec] = [
         description="Deletes agent events and logs older than AGENT_EVENTS_KEEP_DAYS.",
     ),
     PeriodicSpec(
+        name="Clouds: discover machines",
+        task="clouds.tasks.discover_cloud_machines",
+        every_seconds=settings.CLOUD_DISCOVERY_SECONDS,
+        description="Discovers the VMs of every cloud that has appliance agents (VMware, "
+        "oVirt) through its connector and reports each appliance's machines into its group. "
+        "A new appliance also triggers it at its first heartbeat.",
+        expire_seconds=settings.CLOUD_DISCOVERY_SECONDS,
+    ),
+    PeriodicSpec(
         name="Downloads: housekeeping",
         task="clouds.tasks.download_housekeeping",
         every_seconds=3600,

@@ -214,6 +214,7 @@ AGENT_EVENTS_KEEP_DAYS = env_int("ACURA_AGENT_EVENTS_KEEP_DAYS", 30)
 # link (and the enrollment token inside its package) lives, and how many agents may enroll
 # from one package (one per ESXi host / oVirt unit / protected machine).
 CLOUD_CHECK_TIMEOUT_SECONDS = env_int("ACURA_CLOUD_CHECK_TIMEOUT_SECONDS", 15)
+CLOUD_DISCOVERY_SECONDS = env_int("ACURA_CLOUD_DISCOVERY_SECONDS", 300)
 DOWNLOAD_LINK_HOURS = env_int("ACURA_DOWNLOAD_LINK_HOURS", 72)
 DOWNLOAD_LINK_AGENTS = env_int("ACURA_DOWNLOAD_LINK_AGENTS", 100)
 # The URL packaged agents reach the portal at when a link is made outside a web request

@@ -141,6 +141,8 @@ class Daemon:
 
     def heartbeat(self) -> None:
         body = {"version": __version__, "hostname": socket.gethostname()}
+        if inventory.is_appliance(self.config):
+            body["vm_uuid"] = inventory.vm_uuid(self.config)
         if self.current_job_id is not None and self.progress is not None:
             s = self.progress.for_server()
             body["job"] = {
@@ -178,7 +180,9 @@ class Daemon:
         failures = 0
         while not self.halt.is_set():
             try:
-                if time.monotonic() >= next_inventory:
+                if inventory.is_appliance(self.config):
+                    pass  # the portal discovers an appliance's machines from its cloud
+                elif time.monotonic() >= next_inventory:
                     self.machine = inventory.report(self.client, self.config)
                     next_inventory = time.monotonic() + every
                     log.debug("inventory reported (machine %s)", self.machine.get("id"))
@@ -261,6 +265,12 @@ class Daemon:
         keys = [d["key"] for d in job.get("disks") or []] or list(paths)
         sources: list[DiskSource] = []
         try:
+            if inventory.is_appliance(self.config):
+                raise AgentError(
+                    f"job {job['id']} is for VM {machine.get('name')!r}: reading VM disks "
+                    f"through the {self.config.get('platform')} API (snapshots and changed "
+                    "blocks) is not part of this agent version"
+                )
             if machine.get("external_id") not in (None, own):
                 raise AgentError(
                     f"job {job['id']} is for machine {machine.get('name')!r}, which this agent "

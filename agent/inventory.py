@@ -36,6 +36,27 @@ def machine_id(config) -> str:
     return socket.gethostname()
 
 
+DMI_UUID = Path("/sys/class/dmi/id/product_uuid")
+
+
+def is_appliance(config) -> bool:
+    """VMware / oVirt appliances replicate their cloud's VMs, which the portal discovers for
+    them; they never report the VM they run in as a machine."""
+    return config.get("role") == "appliance"
+
+
+def vm_uuid(config, source: Path = DMI_UUID) -> str:
+    """The SMBIOS UUID of the VM this runs in (config ``vm_uuid`` first), lower case; the
+    portal matches it to the cloud's VMs to learn which host or cluster this appliance
+    serves. Empty when unknown (the file is root-only and absent outside VMs)."""
+    configured = config.get("vm_uuid")
+    if configured:
+        return str(configured).strip().lower()
+    with contextlib.suppress(OSError):
+        return source.read_text().strip().lower()
+    return ""
+
+
 def machine_name(config) -> str:
     return str((config.get("machine") or {}).get("name") or socket.gethostname())
 

@@ -44,6 +44,7 @@ from .serializers import (
     JobSerializer,
 )
 from .services.clouds import cloud_password
+from .tasks import queue_cloud_discovery
 
 SMALL_BODY = 64 * 1024
 INVENTORY_BODY = 16 * 1024 * 1024
@@ -124,8 +125,11 @@ class AgentSelfViewSet(AgentApiMixin, viewsets.ViewSet):
             version=_text(data, "version"),
             hostname=_text(data, "hostname"),
             job=data.get("job"),
+            vm_uuid=_text(data, "vm_uuid"),
         )
         agent = answer.agent
+        if answer.discovery_due:
+            queue_cloud_discovery(agent.cloud_id)
         return Response(
             {
                 "agent_id": agent.pk,

@@ -133,6 +133,15 @@ class Agent(TenantModel):
     enrolled_with = models.ForeignKey(
         "EnrollmentToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Appliances (VMware / oVirt agents): the portal discovers their cloud's machines for
+    # them. ``vm_uuid`` is the appliance VM's own SMBIOS UUID (the agent reads it), which
+    # tells which host / cluster / data center it stands in and so which machines it serves.
+    vm_uuid = models.CharField(max_length=64, blank=True)
+    serves = models.CharField(
+        max_length=255, blank=True, help_text="The part of its cloud whose machines it replicates."
+    )
+    discovered_at = models.DateTimeField(null=True, blank=True)
+    discovery_message = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

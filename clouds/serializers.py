@@ -68,6 +68,13 @@ class HeartbeatJobSerializer(serializers.Serializer):
 class HeartbeatSerializer(serializers.Serializer):
     version = serializers.CharField(max_length=64, allow_blank=True)
     hostname = serializers.CharField(max_length=255, allow_blank=True)
+    vm_uuid = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        help_text="Appliances: the SMBIOS UUID of the VM the agent runs in, which tells the "
+        "portal which host / cluster of the cloud it serves.",
+    )
     job = HeartbeatJobSerializer(
         required=False, help_text="Progress of the job the agent is running."
     )

@@ -63,6 +63,9 @@ class Vm:
     name: str
     uuid: str | None = None
     power_state: str | None = None
+    # What the guest reads as its SMBIOS UUID (/sys/class/dmi/id/product_uuid): how an
+    # appliance finds its own VM. VMware: config.uuid; oVirt: the VM id.
+    bios_uuid: str | None = None
     disks: list[Disk] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)  # VMware only
 

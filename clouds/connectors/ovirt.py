@@ -175,7 +175,13 @@ def collect(conn, *, level: str, cloud_name: str) -> Inventory:
     disks = {disk.id: disk for disk in system.disks_service().list()}
     vms_service = system.vms_service()
     for item in vms_service.list():
-        vm = Vm(id=item.id, name=item.name or item.id, uuid=item.id, power_state=_enum(item.status))
+        vm = Vm(
+            id=item.id,
+            name=item.name or item.id,
+            uuid=item.id,
+            bios_uuid=item.id,
+            power_state=_enum(item.status),
+        )
         try:
             attachments = vms_service.vm_service(item.id).disk_attachments_service().list()
         except ovirtsdk4.NotFoundError:

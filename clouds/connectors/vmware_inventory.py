@@ -24,6 +24,7 @@ PROPERTIES = {
         "runtime.host",
         "runtime.powerState",
         "config.instanceUuid",
+        "config.uuid",
         "config.template",
         "config.hardware.device",
         "network",
@@ -141,6 +142,7 @@ def build(objects: dict[str, tuple[object, dict]], *, cluster_level: bool) -> In
                 id=mo_id,
                 name=values.get("name", mo_id),
                 uuid=values.get("config.instanceUuid"),
+                bios_uuid=values.get("config.uuid"),
                 power_state=str(values["runtime.powerState"])
                 if "runtime.powerState" in values
                 else None,

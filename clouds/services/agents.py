@@ -24,6 +24,12 @@ PHASE_MAX = 64
 class HeartbeatAnswer:
     agent: Agent
     cancel_jobs: list[int]
+    # An appliance whose cloud's machines were never discovered for it (or whose VM just
+    # changed): the caller queues the cloud's discovery (``clouds.tasks``).
+    discovery_due: bool = False
+
+
+VM_UUID_MAX = 64
 
 
 def _agent_job(agent: Agent, job_id) -> ReplicationJob | None:
@@ -37,7 +43,9 @@ def _agent_job(agent: Agent, job_id) -> ReplicationJob | None:
     )
 
 
-def agent_heartbeat(agent: Agent, *, version: str, hostname: str, job=None) -> HeartbeatAnswer:
+def agent_heartbeat(
+    agent: Agent, *, version: str, hostname: str, job=None, vm_uuid: str = ""
+) -> HeartbeatAnswer:
     """The agent is alive: online, last seen now, its version and hostname as it says.
 
     ``job`` (``{id, bytes_done, bytes_total, phase}``) is the progress of the job the
@@ -52,6 +60,8 @@ def agent_heartbeat(agent: Agent, *, version: str, hostname: str, job=None) -> H
         errors["hostname"] = f"A string of at most {HOSTNAME_MAX} characters."
     if job is not None and not isinstance(job, dict):
         errors["job"] = "An object {id, bytes_done, bytes_total, phase}."
+    if not isinstance(vm_uuid, str) or len(vm_uuid.strip()) > VM_UUID_MAX:
+        errors["vm_uuid"] = f"A string of at most {VM_UUID_MAX} characters."
     if errors:
         raise ValidationError(errors, code="invalid")
     now = timezone.now()
@@ -60,6 +70,9 @@ def agent_heartbeat(agent: Agent, *, version: str, hostname: str, job=None) -> H
         fields["version"] = version.strip()
     if hostname.strip():
         fields["hostname"] = hostname.strip()
+    vm_changed = bool(vm_uuid.strip()) and vm_uuid.strip().lower() != agent.vm_uuid
+    if vm_changed:
+        fields["vm_uuid"] = vm_uuid.strip().lower()
     Agent.objects.for_customer(agent.customer_id).filter(pk=agent.pk).update(**fields)
     agent.refresh_from_db()
     running = _agent_job(agent, job.get("id")) if job else None
@@ -71,7 +84,9 @@ def agent_heartbeat(agent: Agent, *, version: str, hostname: str, job=None) -> H
         except JobError as exc:
             if exc.code != "not_running":  # bad counters are the agent's mistake: say so
                 raise ValidationError({"job": exc.message}, code=exc.code) from None
-    return HeartbeatAnswer(agent, jobs_to_cancel(agent.customer, agent))
+    appliance = agent.cloud_id is not None
+    due = appliance and (agent.discovered_at is None or vm_changed)
+    return HeartbeatAnswer(agent, jobs_to_cancel(agent.customer, agent), discovery_due=due)
 
 
 def agent_set_debug_logging(agent: Agent, enabled: bool) -> Agent:

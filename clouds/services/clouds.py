@@ -271,8 +271,10 @@ def cloud_password(cloud: Cloud) -> str:
     return unseal(cloud.password_sealed)
 
 
-def cloud_test(cloud: Cloud) -> CloudCheck:
-    """Check the stored connection now and record the outcome on the cloud."""
+def cloud_discover(cloud: Cloud):
+    """Check the stored connection now, record the outcome on the cloud and return the
+    connector's ``CheckResult`` (with the inventory); ``CloudCheckFailed`` (recorded too)
+    when the platform refuses."""
     try:
         result = _check(
             cloud.platform,
@@ -287,7 +289,7 @@ def cloud_test(cloud: Cloud) -> CloudCheck:
             checked_at=timezone.now(), check_ok=False, check_message=exc.message[:2000]
         )
         cloud.refresh_from_db()
-        return CloudCheck(ok=False, message=exc.message)
+        raise
     _record_success(cloud, result)
     cloud.save(
         update_fields=[
@@ -299,6 +301,15 @@ def cloud_test(cloud: Cloud) -> CloudCheck:
             "updated_at",
         ]
     )
+    return result
+
+
+def cloud_test(cloud: Cloud) -> CloudCheck:
+    """Check the stored connection now and record the outcome on the cloud."""
+    try:
+        result = cloud_discover(cloud)
+    except CloudCheckFailed as exc:
+        return CloudCheck(ok=False, message=exc.message)
     return CloudCheck(
         ok=True,
         message=cloud.check_message,

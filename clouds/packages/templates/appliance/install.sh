@@ -19,10 +19,18 @@ if [ -z "$ROOT" ] && [ "$(id -u)" != "0" ]; then
     echo "install.sh: run as root (sudo ./install.sh)" >&2
     exit 1
 fi
-if ! python3 -c 'import sys, zstandard; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+PYTHON=""
+for candidate in python3.13 python3.12 python3.11 python3; do  # as the acura-agent launcher
+    if command -v "$candidate" >/dev/null 2>&1 &&
+        "$candidate" -c 'import sys, zstandard; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+        PYTHON="$candidate"
+        break
+    fi
+done
+if [ -z "$PYTHON" ]; then
     echo "install.sh: the agent needs python3 >= 3.11 with zstandard:" >&2
     echo "  Debian/Ubuntu: apt-get install python3 python3-zstandard" >&2
-    echo "  RHEL family:   dnf install python3 python3-zstandard" >&2
+    echo "  RHEL 9 family: dnf install python3.11 && python3.11 -m pip install zstandard" >&2
     exit 1
 fi
 

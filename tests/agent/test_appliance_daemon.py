@@ -1,0 +1,104 @@
+"""A VMware / oVirt appliance's daemon: it tells the portal its own VM's SMBIOS UUID in its
+heartbeat, never reports the VM it runs in as a machine (the portal discovers its cloud's
+VMs for it), and fails a job for a VM with a clear message, since reading VM disks through
+the platform's API is not part of this agent version."""
+
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from agent import inventory
+from agent.config import Config
+from agent.daemon import Daemon
+from agent.http import client_from_config
+from clouds.models import Agent
+from clouds.services import agent_enroll, enrollment_token_create
+from clouds.services.clouds import cloud_create
+from protection.jobs import job_queue
+from protection.models import JobState, JobTrigger, Machine, ReplicationJob
+from protection.services import machines_start_protection
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_vm_uuid_comes_from_the_config_or_the_dmi_file(tmp_path):
+    dmi = tmp_path / "product_uuid"
+    assert inventory.vm_uuid({}, dmi) == ""
+    dmi.write_text("4231A7E0-0D6B-45C8-A0B8-1D2E3F405162\n")
+    assert inventory.vm_uuid({}, dmi) == "4231a7e0-0d6b-45c8-a0b8-1d2e3f405162"
+    assert inventory.vm_uuid({"vm_uuid": "ABC"}, dmi) == "abc"
+    assert inventory.is_appliance({"role": "appliance"})
+    assert not inventory.is_appliance({"role": "host"}) and not inventory.is_appliance({})
+
+
+def test_an_appliance_reports_its_vm_and_no_machine_and_fails_vm_jobs_clearly(
+    live_server, customer, tmp_path
+):
+    cloud = cloud_create(
+        customer, platform="vmware", name="vcenter", endpoint="vcenter.invalid",
+        login="backup", password="pw", check=False,
+    )  # fmt: skip
+    token = enrollment_token_create(customer, platform="vmware", cloud=cloud)
+    enrolled = agent_enroll(token.text, hostname="appliance-01", version="test")
+    path = tmp_path / "agent.json"
+    path.write_text(
+        json.dumps(
+            {
+                "server": live_server.url,
+                "credential": enrolled.text,
+                "agent_id": enrolled.agent.pk,
+                "platform": "vmware",
+                "role": "appliance",
+                "vm_uuid": "4231A7E0-0D6B-45C8-A0B8-1D2E3F405162",
+                "retries": 1,
+                "poll_seconds": 1,
+                "heartbeat_seconds": 1,
+                "state_dir": str(tmp_path / "state"),
+            }
+        )
+    )
+    config = Config.load(path)
+    # A VM of its cloud, discovered for it by the portal and protected by the customer.
+    vm = Machine.objects.create(
+        customer=customer, platform="vmware", external_id=f"vm-{os.urandom(3).hex()}",
+        name="web-vm", agent=enrolled.agent,
+    )  # fmt: skip
+    machines_start_protection(customer, Machine.objects.for_customer(customer).filter(pk=vm.pk))
+    daemon = Daemon(config)
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        wait_for(
+            lambda: (
+                Agent.objects.for_customer(customer).get(pk=enrolled.agent.pk).vm_uuid
+                == "4231a7e0-0d6b-45c8-a0b8-1d2e3f405162"
+            )
+        )
+        job = job_queue(customer, Machine.objects.for_customer(customer).get(pk=vm.pk),
+                        trigger=JobTrigger.MANUAL)  # fmt: skip
+        done = wait_for(
+            lambda: (
+                ReplicationJob.objects.for_customer(customer)
+                .filter(pk=job.pk, state=JobState.FAILED)
+                .first()
+            )
+        )
+    finally:
+        daemon.stop("test over")
+        runner.join(timeout=30)
+    assert "reading VM disks through the vmware API" in done.error_message
+    assert list(Machine.objects.for_customer(customer).values_list("name", flat=True)) == ["web-vm"]
+    client_from_config(config).close()
