@@ -24,6 +24,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def wait_until(predicate, timeout: float = 30.0, what: str = "the condition", interval=0.2):
+    """Poll ``predicate`` until it returns something truthy, and return that; fail the test
+    naming ``what`` when ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not reached within {timeout} s")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -17,20 +17,10 @@ import pytest
 
 from clouds.connectors import ConnectorError, tls, vmware
 from tests.agent.e2e_support import Portal
-from tests.e2e_support import Process, free_port, isolated_env, wait_http_ok
+from tests.e2e_support import Process, free_port, isolated_env, wait_http_ok, wait_until
 from tests.vsphere_support import running_vcsim
 
 pytestmark = [pytest.mark.e2e, pytest.mark.vsphere]
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not reached within {timeout} s")
 
 
 def test_a_vmware_appliance_gets_its_hosts_vms_as_machines(tmp_path):

@@ -14,18 +14,9 @@ import time
 import pytest
 
 from tests.agent.e2e_support import Process, make_image, start_portal
+from tests.e2e_support import wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"{what}: not reached within {timeout} s")
 
 
 def test_the_downloaded_deb_enrolls_and_its_host_appears_in_the_group(tmp_path):

@@ -5,7 +5,6 @@ points bit-exact, and another customer's agent seeing none of it."""
 
 import json
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -20,21 +19,18 @@ from tests.agent.e2e_support import (
     random_bytes,
     sha256_of,
 )
-from tests.e2e_support import Browserless, Process, free_port, isolated_env, wait_http_ok
+from tests.e2e_support import (
+    Browserless,
+    Process,
+    free_port,
+    isolated_env,
+    wait_http_ok,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
 LAYOUT = "rtzrrtzr" * 3  # 24 chunks of 1 MiB
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"{what}: not reached within {timeout} s")
 
 
 def api_get(portal_url: str, credential: str, path: str) -> tuple[int, dict]:

@@ -6,11 +6,10 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
-from tests.e2e_support import free_port
+from tests.e2e_support import free_port, wait_until
 
 from .e2e_support import (
     AgentCli,
@@ -50,15 +49,6 @@ def first_contact(portal, agent, slug, *disks) -> None:
     assert code == 1, report
     assert "start protection in the portal first" in report["error"]
     assert portal.protect(slug) == "(1, 0)"
-
-
-def wait_until(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not reached within {timeout}s")
 
 
 def test_replicate_incremental_changed_areas_and_restore_bit_exact(portal, tmp_path):

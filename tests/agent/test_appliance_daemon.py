@@ -6,7 +6,6 @@ the platform's API is not part of this agent version."""
 import json
 import os
 import threading
-import time
 
 import pytest
 
@@ -20,18 +19,9 @@ from clouds.services.clouds import cloud_create
 from protection.jobs import job_queue
 from protection.models import JobState, JobTrigger, Machine, ReplicationJob
 from protection.services import machines_start_protection
+from tests.e2e_support import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_vm_uuid_comes_from_the_config_or_the_dmi_file(tmp_path):
@@ -81,7 +71,7 @@ def test_an_appliance_reports_its_vm_and_no_machine_and_fails_vm_jobs_clearly(
     runner = threading.Thread(target=daemon.run)
     runner.start()
     try:
-        wait_for(
+        wait_until(
             lambda: (
                 Agent.objects.for_customer(customer).get(pk=enrolled.agent.pk).vm_uuid
                 == "4231a7e0-0d6b-45c8-a0b8-1d2e3f405162"
@@ -89,7 +79,7 @@ def test_an_appliance_reports_its_vm_and_no_machine_and_fails_vm_jobs_clearly(
         )
         job = job_queue(customer, Machine.objects.for_customer(customer).get(pk=vm.pk),
                         trigger=JobTrigger.MANUAL)  # fmt: skip
-        done = wait_for(
+        done = wait_until(
             lambda: (
                 ReplicationJob.objects.for_customer(customer)
                 .filter(pk=job.pk, state=JobState.FAILED)

@@ -2,7 +2,6 @@
 logs shipped as events, a clean stop."""
 
 import threading
-import time
 
 import pytest
 
@@ -13,20 +12,11 @@ from clouds.services import agent_credential_revoke
 from protection.jobs import job_queue
 from protection.models import JobState, JobTrigger, Machine, ReplicationJob
 from storage.models import Snapshot
+from tests.e2e_support import wait_until
 
 from .conftest import Harness, sha256_file, write_image
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_the_daemon_takes_a_queued_job_runs_it_and_ships_its_logs(live_server, customer, tmp_path):
@@ -38,12 +28,12 @@ def test_the_daemon_takes_a_queued_job_runs_it_and_ships_its_logs(live_server, c
     runner.start()
     try:
         # The inventory reports the machine with the configured disk, unprotected.
-        machine = wait_for(lambda: Machine.objects.for_customer(customer).first())
+        machine = wait_until(lambda: Machine.objects.for_customer(customer).first())
         assert machine.external_id == h.config.data["machine"]["external_id"]
         assert list(machine.disks.values_list("key", "size_bytes")) == [
             ("data", image.stat().st_size)
         ]
-        wait_for(lambda: type(h.enrolled.agent).objects.for_customer(customer).get().status
+        wait_until(lambda: type(h.enrolled.agent).objects.for_customer(customer).get().status
                  == AgentStatus.ONLINE)  # fmt: skip
         h.protect({"data": str(image)})
         job = job_queue(
@@ -54,11 +44,11 @@ def test_the_daemon_takes_a_queued_job_runs_it_and_ships_its_logs(live_server, c
             row = ReplicationJob.objects.for_customer(customer).get(pk=job.pk)
             return row if row.state not in ("queued", "running", "committing") else None
 
-        done = wait_for(finished)
+        done = wait_until(finished)
         assert done.state == JobState.SUCCEEDED, done.error_message
         snapshot = Snapshot.objects.for_customer(customer).get()
         assert snapshot.job_id == job.pk and snapshot.disk_size == image.stat().st_size
-        wait_for(
+        wait_until(
             lambda: (
                 AgentEvent.objects.for_customer(customer)
                 .filter(job=job, message__contains="succeeded")
