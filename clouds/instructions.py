@@ -4,6 +4,7 @@ The product description's protection instructions, chosen by platform, distribut
 driver type, around one link. Shared by the wizard and the download link pages.
 """
 
+from .crypto import SealError
 from .models import DownloadLink
 from .packages import package_filename
 from .requirements import DKMS_COMMANDS
@@ -27,11 +28,15 @@ def instructions_context(link: DownloadLink | None) -> dict:
         return {"link": None}
     spec = package_spec(link)
     filename = package_filename(spec)
-    url = download_link_url(link)
+    refusal = link.refusal()
+    try:
+        url = download_link_url(link)
+    except SealError:  # sealed under a SECRET_KEY that is gone: it cannot be shown again
+        url, refusal = "", refusal or "This link can no longer be shown (the server's key changed)."
     context = {
         "link": link,
         "link_url": url,
-        "link_refusal": link.refusal(),
+        "link_refusal": refusal,
         "filename": filename,
         "platform": link.platform,
         "curl_command": curl_command(filename, url),

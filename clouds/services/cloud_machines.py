@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 
 from ..connectors import Inventory, Scope, Vm
+from ..crypto import SealError
 from ..models import Agent, Cloud
 from .clouds import CloudCheckFailed, cloud_discover
 from .inventory import MAX_DISKS, MAX_MACHINES, agent_inventory
@@ -95,12 +96,12 @@ def cloud_machines_sync(cloud: Cloud) -> CloudMachinesSync:
         return CloudMachinesSync(ok=True, message="No agent uses this cloud yet.")
     try:
         inventory = cloud_discover(cloud).inventory
-    except CloudCheckFailed as exc:
-        for agent in agents:
-            Agent.objects.for_customer(cloud.customer_id).filter(pk=agent.pk).update(
-                discovery_message=f"Discovery failed: {exc.message}"[:500]
-            )
-        return CloudMachinesSync(ok=False, message=exc.message)
+    except (CloudCheckFailed, SealError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        Agent.objects.for_customer(cloud.customer_id).filter(cloud=cloud).update(
+            discovery_message=f"Discovery failed: {message}"[:500]
+        )
+        return CloudMachinesSync(ok=False, message=message)
     scopes = list(inventory.scopes)
     members = {scope.id: _scope_vms(inventory, scope) for scope in scopes}
     owners, names = {}, {}

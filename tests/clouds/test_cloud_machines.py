@@ -160,3 +160,17 @@ def test_the_agent_page_says_what_an_appliance_serves(customer, viewer_client):
     body = page.content.decode()
     assert 'data-testid="agent-serves"' in body and "cloud " in body
     assert "machines discovered." in body and "vm-self" in body
+
+
+def test_an_unreadable_password_fails_the_discovery_clearly(customer, settings):
+    group = MachineGroupFactory(customer=customer)
+    cloud = cloud_create(
+        customer, platform="ovirt", name="zvirt", endpoint="https://engine.invalid/ovirt-engine/api",
+        login="admin@internal", password="secret", check=False,
+    )  # fmt: skip
+    agent = appliance(customer, cloud, group)
+    settings.SECRET_KEY = "rotated without a fallback " * 3
+    result = cloud_machines_sync(cloud)
+    assert not result.ok and "Enter the password again" in result.message
+    agent.refresh_from_db()
+    assert agent.discovery_message.startswith("Discovery failed: A stored password cannot")

@@ -22,6 +22,12 @@ from .wizard_support import (
 )
 
 
+def seal_under(secret: str) -> str:
+    from clouds.crypto import _fernet
+
+    return _fernet(secret).encrypt(b"acdl_x.y").decode()
+
+
 def links(customer):
     return DownloadLink.objects.for_customer(customer)
 
@@ -241,3 +247,18 @@ def test_an_expired_link_can_be_renewed_from_step_4(operator_client, customer, g
     )
     new_path = link_path(operator_client.get(step_url(draft, 4)).content.decode())
     assert operator_client.get(new_path).status_code == 200
+
+
+def test_a_link_sealed_under_a_lost_key_is_replaced_not_a_crash(operator_client, customer, group):
+    draft = start(operator_client, "windows")
+    accept_requirements(operator_client, draft)
+    options(operator_client, draft, {"group": group.pk})
+    # As if SECRET_KEY had changed without the old one in SECRET_KEY_FALLBACKS.
+    links(customer).update(text_sealed=seal_under("another secret key"))
+    page = operator_client.get(step_url(draft, 4))
+    assert page.status_code == 200
+    assert "can no longer be shown" in page.content.decode()
+    assert operator_client.post(step_url(draft, 4), {"action": "renew"})["Location"] == step_url(
+        draft, 4
+    )
+    assert link_path(operator_client.get(step_url(draft, 4)).content.decode())
