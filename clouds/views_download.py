@@ -4,7 +4,7 @@ the unguessable link is the key. Every request is counted and logged by the serv
 from django.http import FileResponse, HttpResponse
 from django.views import View
 
-from .services.downloads import DownloadRefused, download_link_serve
+from .services.downloads import DownloadRefused, download_link_peek, download_link_serve
 
 
 class DownloadView(View):
@@ -27,4 +27,15 @@ class DownloadView(View):
         )
         response["Cache-Control"] = "no-store"
         response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    def head(self, request, text: str):
+        """What a download would be, without building, counting or logging one."""
+        try:
+            filename, content_type = download_link_peek(text)
+        except DownloadRefused as exc:
+            return HttpResponse(status=exc.status, content_type="text/plain; charset=utf-8")
+        response = HttpResponse(content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response["Cache-Control"] = "no-store"
         return response

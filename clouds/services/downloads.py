@@ -301,6 +301,18 @@ def _cached_package(link: DownloadLink, secret: str) -> Path:
     return path
 
 
+def download_link_peek(text: str) -> tuple[str, str]:
+    """(file name, content type) of a live link's package, for a HEAD request: nothing is
+    built, counted or logged. ``DownloadRefused`` like a download would be."""
+    link, _secret, refusal = _resolve(text)
+    if refusal is not None:
+        raise DownloadRefused(
+            refusal, status=410 if link is not None and link.customer.is_active else 404
+        )
+    spec = package_spec(link)
+    return package_filename(spec), package_content_type(spec)
+
+
 def download_link_serve(
     text: str, *, remote_addr: str | None = None, user_agent: str = ""
 ) -> ServedPackage:

@@ -1,11 +1,12 @@
 """Beat's download housekeeping: stale unfinished wizard runs go, recent and finished stay;
-cached packages of ended links are dropped while live links keep theirs."""
+cached packages of ended links are dropped while live links keep theirs. A HEAD request on
+a link builds, counts and logs nothing."""
 
 from datetime import timedelta
 
 from django.utils import timezone
 
-from clouds.models import WizardDraft
+from clouds.models import DownloadEvent, DownloadLink, WizardDraft
 from clouds.services.downloads import (
     download_link_create,
     download_link_revoke,
@@ -40,3 +41,15 @@ def test_ended_links_lose_their_cached_package(customer, settings):
     ended_path.parent.mkdir(parents=True)  # ... and a leftover folder goes with housekeeping
     assert download_housekeeping()["package_caches_dropped"] == 1
     assert live_path.exists() and not ended_path.parent.parent.exists()
+
+
+def test_a_head_request_builds_counts_and_logs_nothing(client, customer):
+    new = download_link_create(customer, platform="windows", server_url="http://portal")
+    response = client.head(new.path)
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'attachment; filename="hwragent.zip"'
+    assert DownloadLink.objects.for_customer(customer).get().downloads == 0
+    assert not DownloadEvent.objects.for_customer(customer).exists()
+    download_link_revoke(new.link)
+    assert client.head(new.path).status_code == 410
+    assert client.head("/download/acdl_nope.nope/").status_code == 404
