@@ -56,6 +56,19 @@ def _norm(text: str | None) -> str:
     return (text or "").strip().lower()
 
 
+def _uuid_forms(text: str) -> set[str]:
+    """A VM's SMBIOS UUID as the guest may read it: as vSphere shows it, and with the first
+    three fields byte-swapped (how older VMware virtual hardware hands it to Linux)."""
+    value = _norm(text)
+    parts = value.split("-")
+    if len(parts) != 5 or any(
+        len(part) != size for part, size in zip(parts, (8, 4, 4, 4, 12), strict=True)
+    ):
+        return {value}
+    swapped = ["".join(reversed([p[i : i + 2] for i in range(0, len(p), 2)])) for p in parts[:3]]
+    return {value, "-".join(swapped + parts[3:])}
+
+
 def _machine_row(vm: Vm) -> dict:
     return {
         "external_id": vm.uuid or vm.id,
@@ -107,8 +120,9 @@ def cloud_machines_sync(cloud: Cloud) -> CloudMachinesSync:
     owners, names = {}, {}
     for scope in scopes:
         for vm in members[scope.id]:
-            if vm.bios_uuid:
-                owners.setdefault(_norm(vm.bios_uuid), (vm, scope))
+            for form in _uuid_forms(vm.bios_uuid or ""):
+                if form:
+                    owners.setdefault(form, (vm, scope))
             names.setdefault(_norm(vm.name), (vm, scope))
     placements = [(agent, *_placement(agent, owners, names, scopes)) for agent in agents]
     appliances = {own.id for _, own, _ in placements if own is not None}  # not replicated

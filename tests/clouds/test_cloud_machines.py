@@ -174,3 +174,14 @@ def test_an_unreadable_password_fails_the_discovery_clearly(customer, settings):
     assert not result.ok and "Enter the password again" in result.message
     agent.refresh_from_db()
     assert agent.discovery_message.startswith("Discovery failed: A stored password cannot")
+
+
+def test_a_byte_swapped_smbios_uuid_still_places_the_appliance():
+    from clouds.services.cloud_machines import _uuid_forms
+
+    forms = _uuid_forms("4231A7E0-0D6B-45C8-A0B8-1D2E3F405162")
+    assert forms == {
+        "4231a7e0-0d6b-45c8-a0b8-1d2e3f405162",
+        "e0a73142-6b0d-c845-a0b8-1d2e3f405162",
+    }
+    assert _uuid_forms("vm1") == {"vm1"}  # oVirt ids in the test engine are not UUIDs
