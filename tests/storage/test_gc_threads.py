@@ -103,6 +103,11 @@ def test_collector_thread_beside_uploaders_and_pruner(customer):
         thread.start()
     for thread in uploaders:
         thread.join(timeout=120)
+    # On a loaded machine the pruner can be starved while the uploads run; give the collector
+    # and the pruner (still racing each other) a bounded while to do their part first.
+    deadline = time.monotonic() + 30
+    while not removed and not errors and time.monotonic() < deadline:
+        time.sleep(0.05)
     stop.set()
     for thread in background:
         thread.join(timeout=60)
