@@ -180,9 +180,15 @@ class DownloadLinkAdmin(ViewOnlyMixin, TenantAdmin):
         "created_by",
         "created_at",
     ]
-    list_filter = [LinkStateFilter, "platform", "customer"]
-    search_fields = ["prefix", "customer__slug", "customer__name", "cloud__name"]
-    list_select_related = ["customer", "group", "cloud", "created_by"]
+    list_filter = [LinkStateFilter, "enrollment_token__platform", "customer"]
+    search_fields = ["prefix", "customer__slug", "customer__name", "enrollment_token__cloud__name"]
+    list_select_related = [
+        "customer",
+        "enrollment_token__group",
+        "enrollment_token__cloud",
+        "created_by",
+    ]
+    readonly_fields = ["platform", "group", "cloud"]  # its enrollment token's
     # Never the sealed link text or the secret's hash.
     fields = [
         "prefix",

@@ -303,17 +303,6 @@ class DownloadLink(IssuedSecret):
     (``clouds.services.downloads``), so the package can be built on demand.
     """
 
-    platform = models.CharField(max_length=16, choices=Platform.choices)
-    group = models.ForeignKey(
-        "protection.MachineGroup",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    cloud = models.ForeignKey(
-        Cloud, null=True, blank=True, on_delete=models.CASCADE, related_name="download_links"
-    )
     distro = models.CharField(max_length=16, choices=LinuxDistro.choices, blank=True)
     driver = models.CharField(max_length=16, choices=DriverType.choices, blank=True)
     network = models.JSONField(
@@ -322,8 +311,10 @@ class DownloadLink(IssuedSecret):
     server_url = models.URLField(
         help_text="The portal URL the packaged agent enrolls with (as the customer reached it)."
     )
+    # The token decides the platform, the group and the cloud (properties below): a link
+    # ends with its token, and a cloud's deletion takes both along.
     enrollment_token = models.OneToOneField(
-        EnrollmentToken, on_delete=models.RESTRICT, related_name="download_link"
+        EnrollmentToken, on_delete=models.CASCADE, related_name="download_link"
     )
     noun = "download link"
 
@@ -335,6 +326,30 @@ class DownloadLink(IssuedSecret):
 
     class Meta(IssuedSecret.Meta):
         pass
+
+    # What the package is for is its enrollment token's: kept in one place.
+    @property
+    def platform(self) -> str:
+        return self.enrollment_token.platform
+
+    def get_platform_display(self) -> str:
+        return self.enrollment_token.get_platform_display()
+
+    @property
+    def group(self):
+        return self.enrollment_token.group
+
+    @property
+    def group_id(self):
+        return self.enrollment_token.group_id
+
+    @property
+    def cloud(self):
+        return self.enrollment_token.cloud
+
+    @property
+    def cloud_id(self):
+        return self.enrollment_token.cloud_id
 
 
 class DownloadEvent(TenantModel):

@@ -53,7 +53,7 @@ def cloud_agents(customer, cloud: Cloud) -> QuerySet[Agent]:
 
 
 def cloud_live_links(customer, cloud: Cloud) -> QuerySet[DownloadLink]:
-    return download_link_search(customer, state="live").filter(cloud=cloud)
+    return download_link_search(customer, state="live").filter(enrollment_token__cloud=cloud)
 
 
 def customer_groups(customer) -> QuerySet[MachineGroup]:
@@ -67,7 +67,7 @@ def download_link_search(customer, *, state: str = "") -> QuerySet[DownloadLink]
     now = timezone.now()
     links = (
         DownloadLink.objects.for_customer(customer)
-        .select_related("group", "cloud", "created_by", "enrollment_token")
+        .select_related("enrollment_token__group", "enrollment_token__cloud", "created_by")
         .annotate(
             state=Case(
                 When(revoked_at__isnull=False, then=Value("revoked")),

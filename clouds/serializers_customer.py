@@ -125,11 +125,16 @@ class DownloadLinkSerializer(serializers.ModelSerializer):
     for members who may make links (operators, admins): the URL lets anyone enroll agents."""
 
     state = serializers.ChoiceField(choices=[(s, s.title()) for s in LINK_STATES], read_only=True)
-    group_name = serializers.CharField(
-        source="group.name", read_only=True, allow_null=True, default=None
+    platform = serializers.ChoiceField(
+        source="enrollment_token.platform", choices=Platform.choices, read_only=True
     )
+    group = serializers.IntegerField(source="enrollment_token.group_id", read_only=True)
+    group_name = serializers.CharField(
+        source="enrollment_token.group.name", read_only=True, allow_null=True, default=None
+    )
+    cloud = serializers.IntegerField(source="enrollment_token.cloud_id", read_only=True)
     cloud_name = serializers.CharField(
-        source="cloud.name", read_only=True, allow_null=True, default=None
+        source="enrollment_token.cloud.name", read_only=True, allow_null=True, default=None
     )
     filename = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()

@@ -32,9 +32,11 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def token_new(kind: str) -> NewToken:
+def token_new(kind: str, secret: str | None = None) -> NewToken:
+    """A new token of ``kind``; ``secret`` when the caller derived one (a download link's
+    enrollment token), else 256 random bits."""
     prefix = secrets.token_hex(6)
-    secret = secrets.token_urlsafe(32)
+    secret = secret or secrets.token_urlsafe(32)
     return NewToken(prefix, hash_secret(secret), f"{kind}_{prefix}.{secret}")
 
 

@@ -326,6 +326,4 @@ def cloud_delete(cloud: Cloud) -> None:
             f"{cloud.name} is used by {in_use} agent{'s' if in_use != 1 else ''}. "
             "Delete those agents first."
         )
-    with transaction.atomic():
-        cloud.download_links.update(revoked_at=timezone.now())
-        cloud.delete()
+    cloud.delete()  # its enrollment tokens, and the download links built on them, go along

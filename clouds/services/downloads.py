@@ -16,7 +16,6 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -28,7 +27,7 @@ from django.utils import timezone
 from protection.models import Platform
 
 from ..crypto import seal, unseal
-from ..models import Cloud, DownloadEvent, DownloadLink, DriverType, EnrollmentToken, LinuxDistro
+from ..models import Cloud, DownloadEvent, DownloadLink, DriverType, LinuxDistro
 from ..network import network_clean
 from ..packages import (
     PackageBuildError,
@@ -37,8 +36,8 @@ from ..packages import (
     package_content_type,
     package_filename,
 )
-from ..tokens import hash_secret, token_matches, token_new, token_parse
-from .enrollment import ENROLLMENT_KIND, MAX_USES
+from ..tokens import token_matches, token_new, token_parse
+from .enrollment import ENROLLMENT_KIND, MAX_USES, enrollment_token_create, revoke_issued
 
 LINK_KIND = "acdl"
 MAX_LINK_HOURS = 24 * 90
@@ -152,32 +151,26 @@ def download_link_create(
     if not server_url.startswith(("http://", "https://")):
         raise ValidationError({"server_url": "The portal URL must start with http:// or https://."})
     link_token = token_new(LINK_KIND)
-    enroll_prefix = token_new(ENROLLMENT_KIND).prefix
     link_secret = token_parse(LINK_KIND, link_token.text).secret
-    expires_at = timezone.now() + timedelta(hours=hours)
     with transaction.atomic():
-        enrollment = EnrollmentToken.objects.create(
-            customer=customer,
+        enrollment = enrollment_token_create(
+            customer,
             platform=platform,
             group=group,
             cloud=cloud,
-            prefix=enroll_prefix,
-            secret_hash=hash_secret(_derived_token_secret(link_secret)),
-            expires_at=expires_at,
+            expires_hours=hours,
             max_uses=agents,
             created_by=created_by,
-        )
+            secret=_derived_token_secret(link_secret),
+        ).token
         link = DownloadLink.objects.create(
             customer=customer,
-            platform=platform,
-            group=group,
-            cloud=cloud,
             server_url=server_url,
             enrollment_token=enrollment,
             prefix=link_token.prefix,
             secret_hash=link_token.secret_hash,
             text_sealed=seal(link_token.text),
-            expires_at=expires_at,
+            expires_at=enrollment.expires_at,
             created_by=created_by,
             **clean,
         )
@@ -191,19 +184,11 @@ def download_link_url(link: DownloadLink) -> str:
 
 def download_link_revoke(link: DownloadLink) -> bool:
     """Stop the link and the enrollment token of its package; False if already revoked."""
-    now = timezone.now()
     with transaction.atomic():
-        updated = (
-            DownloadLink.objects.for_customer(link.customer_id)
-            .filter(pk=link.pk, revoked_at__isnull=True)
-            .update(revoked_at=now)
-        )
-        EnrollmentToken.objects.for_customer(link.customer_id).filter(
-            pk=link.enrollment_token_id, revoked_at__isnull=True
-        ).update(revoked_at=now)
-    link.refresh_from_db()
+        updated = revoke_issued(link)
+        revoke_issued(link.enrollment_token)
     package_cache_drop(link.prefix)
-    return bool(updated)
+    return updated
 
 
 def _resolve(text: str) -> tuple[DownloadLink | None, str, str | None]:
@@ -213,7 +198,7 @@ def _resolve(text: str) -> tuple[DownloadLink | None, str, str | None]:
         return None, "", "No such download link."
     link = (
         DownloadLink.objects.all_customers()
-        .select_related("customer", "cloud", "group", "enrollment_token")
+        .select_related("customer", "enrollment_token__cloud", "enrollment_token__group")
         .filter(prefix=parsed.prefix)
         .first()
     )

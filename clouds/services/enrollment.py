@@ -57,6 +57,7 @@ def enrollment_token_create(
     expires_hours: int = 24,
     max_uses: int = 1,
     created_by=None,
+    secret: str | None = None,
 ) -> NewEnrollmentToken:
     """A new token for ``customer``; its text is in the answer and nowhere else."""
     errors = {}
@@ -79,7 +80,7 @@ def enrollment_token_create(
             errors["cloud"] = f"Cloud {cloud.name} is a {cloud.get_platform_display()} platform."
     if errors:
         raise ValidationError(errors, code="invalid")
-    new = token_new(ENROLLMENT_KIND)
+    new = token_new(ENROLLMENT_KIND, secret)
     token = EnrollmentToken.objects.create(
         customer=customer,
         platform=platform,
@@ -94,8 +95,9 @@ def enrollment_token_create(
     return NewEnrollmentToken(token, new.text)
 
 
-def _revoke(row) -> bool:
-    """Stamp ``revoked_at`` on a token or credential row unless it already has one."""
+def revoke_issued(row) -> bool:
+    """Stamp ``revoked_at`` on a token, credential or download link row unless it already
+    has one; True when this call revoked it."""
     updated = (
         type(row)
         .objects.for_customer(row.customer_id)
@@ -108,7 +110,7 @@ def _revoke(row) -> bool:
 
 def enrollment_token_revoke(token: EnrollmentToken) -> bool:
     """Refuse ``token`` from now on; False (nothing changes) when it already was revoked."""
-    return _revoke(token)
+    return revoke_issued(token)
 
 
 def _clean_text(value, field: str, limit: int, errors: dict) -> str:
@@ -214,7 +216,7 @@ def agent_credential_revoke(agent: Agent) -> int:
 
 def credential_revoke(credential: AgentCredential) -> bool:
     """Revoke one credential row (the admin's action); False when it already was."""
-    return _revoke(credential)
+    return revoke_issued(credential)
 
 
 def agent_credential_rotate(agent: Agent) -> tuple[AgentCredential, str]:

@@ -54,13 +54,15 @@ def test_heartbeat_reports_debug_logging(api, agent):
     [
         ({"version": "v" * 65, "hostname": "h"}, "version"),
         ({"version": "1", "hostname": 5}, "hostname"),
+        ({"version": "1", "hostname": "h", "vm_uuid": "u" * 65}, "vm_uuid"),
+        ({"version": "1", "hostname": "h", "vm_uuid": 42}, "vm_uuid"),
     ],
 )
 def test_bad_heartbeat_is_400(api, agent, body, field):
     error = error_of(post(api, "heartbeat/", body), 400)
     assert field in error["details"]
     agent.refresh_from_db()
-    assert agent.status == AgentStatus.PENDING
+    assert agent.status == AgentStatus.PENDING and agent.vm_uuid == ""
 
 
 # -- inventory ---------------------------------------------------------------------------

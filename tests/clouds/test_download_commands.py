@@ -112,8 +112,11 @@ def test_ovirt_and_windows_links(customer):
     create("--platform", "ovirt", "--cloud", "engine")
     create("--platform", "windows")
     links = DownloadLink.objects.for_customer(customer)
-    assert sorted(links.values_list("platform", flat=True)) == ["ovirt", "windows"]
-    assert links.get(platform="windows").cloud is None
+    assert sorted(links.values_list("enrollment_token__platform", flat=True)) == [
+        "ovirt",
+        "windows",
+    ]
+    assert links.get(enrollment_token__platform="windows").cloud is None
 
 
 @pytest.mark.parametrize(
