@@ -159,7 +159,7 @@ SPECTACULAR_SETTINGS = {
         "SnapshotStateEnum": "storage.models.SnapshotState",
         "SessionStateEnum": "storage.models.SessionState",
         "JobStateEnum": "protection.models.JobState",
-        "JobResultStateEnum": "clouds.serializers.RESULT_STATES",
+        "JobResultStateEnum": "clouds.api.serializers.agent.RESULT_STATES",
         "PowerActionEnum": "clouds.models.PowerAction",
     },
 }

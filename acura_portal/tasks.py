@@ -26,7 +26,7 @@ def touch_file(path: str) -> str:
 def reconcile_jobs() -> dict:
     """The reconciler: job and machine repairs (protection), then the upload sessions of
     ended jobs (storage). It lives here because it wires both apps together."""
-    from protection.reconcile import jobs_reconcile
+    from protection.services.reconcile import jobs_reconcile
     from storage.services.job_sessions import sessions_abort_for_ended_jobs
 
     summary = jobs_reconcile()

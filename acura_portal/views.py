@@ -2,10 +2,10 @@
 
 from django.views.generic import TemplateView
 
-from clouds.selectors import agent_summary
+from clouds.selectors.agents import agent_summary
 from protection.selectors import dashboard_summary, job_summary
 from storage.selectors import customer_usage
-from tenants.views_base import CustomerMixin
+from tenants.views.base import CustomerMixin
 
 
 class DashboardView(CustomerMixin, TemplateView):

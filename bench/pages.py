@@ -48,7 +48,7 @@ def populate(args):
     from django.contrib.auth import get_user_model
 
     from protection.models import Disk, Machine, MachineGroup, MachineStatus, Platform
-    from protection.policy_services import policy_update
+    from protection.services.policy import policy_update
     from tenants.models import Customer, Membership
 
     customer = Customer.objects.create(name="Bench", slug="bench", time_zone="Europe/Berlin")

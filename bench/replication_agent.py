@@ -3,7 +3,8 @@
 Each runner is a fresh customer (``manage.py create_customer``), a fresh enrollment token
 (``create_enrollment_token``), a fresh agent (``python -m agent enroll``, with its own state
 folder: index cache, job records) whose machine is then reported (the agent's inventory) and
-protected (``protection.services.machines_start_protection``, as *Start Protection* does).
+protected (``protection.services.machines.machines_start_protection``, as *Start Protection*
+does).
 
 Two ways to time ``replicate`` / ``restore``:
 

@@ -23,7 +23,7 @@ LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 
 PROTECT = """
 from protection.models import Machine
-from protection.services import machines_start_protection
+from protection.services.machines import machines_start_protection
 from tenants.models import Customer
 customer = Customer.objects.get(slug={slug!r})
 print(machines_start_protection(customer, Machine.objects.for_customer(customer)))

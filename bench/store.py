@@ -386,7 +386,7 @@ def restore(store: Store, snap: Result, fd: int, threads: int) -> float:
 SETUP = """
 import json
 from clouds.services import agent_enroll, enrollment_token_create
-from protection.jobs import job_start_for_agent
+from protection.services.jobs import job_start_for_agent
 from protection.models import Disk, Machine
 from tenants.services import customer_create
 customer = customer_create("bench", "Bench").customer

@@ -7,4 +7,4 @@ class CloudsConfig(AppConfig):
     verbose_name = "Clouds and agents"
 
     def ready(self):
-        from . import schema  # noqa: F401  (registers the OpenAPI auth extension)
+        from .api import schema  # noqa: F401  (registers the OpenAPI auth extension)

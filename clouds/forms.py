@@ -8,7 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from protection.models import MachineGroup, Platform
-from tenants.forms_base import TenantForm
+from tenants.forms.base import TenantForm
 
 from .models import Cloud, DiscoveryLevel, DriverType, LinuxDistro, PowerAction
 from .network import network_clean

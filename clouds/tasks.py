@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from .housekeeping import agent_events_delete_old, agents_mark_offline
+from .services.housekeeping import agent_events_delete_old, agents_mark_offline
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +29,8 @@ def delete_old_agent_events(keep_days: int | None = None) -> dict:
 @shared_task(name="clouds.tasks.download_housekeeping")
 def download_housekeeping() -> dict:
     """Drop cached packages of ended download links and forget stale wizard runs."""
-    from .housekeeping import wizard_drafts_delete_stale
     from .services.downloads import download_links_cleanup
+    from .services.housekeeping import wizard_drafts_delete_stale
 
     summary = {
         "package_caches_dropped": download_links_cleanup(),

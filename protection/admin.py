@@ -12,9 +12,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.template.defaultfilters import filesizeformat
 
-from tenants.admin_base import TenantAdmin, TenantAdminForm, TenantInline
+from tenants.admin.base import TenantAdmin, TenantAdminForm, TenantInline
 
-from .jobs import JobError, job_cancel
 from .models import (
     ACTIVE_JOB_STATES,
     Disk,
@@ -23,8 +22,9 @@ from .models import (
     ReplicationJob,
     ReplicationPolicy,
 )
-from .policy_services import POLICY_FIELDS, policy_check
-from .services import machines_start_protection, machines_stop_protection
+from .services.jobs import JobError, job_cancel
+from .services.machines import machines_start_protection, machines_stop_protection
+from .services.policy import POLICY_FIELDS, policy_check
 
 
 class MachineGroupAdminForm(TenantAdminForm):
@@ -176,7 +176,7 @@ class ReplicationPolicyAdmin(TenantAdmin):
 
 @admin.register(ReplicationJob)
 class ReplicationJobAdmin(TenantAdmin):
-    """Jobs are written by the job state machine only (``protection.jobs``): staff watch
+    """Jobs are written by the job state machine only (``protection.services.jobs``): staff watch
     them here and may cancel active ones, through ``job_cancel`` like the portal."""
 
     list_display = [

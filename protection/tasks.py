@@ -7,7 +7,7 @@ from celery import shared_task
 
 from tenants.models import Customer
 
-from .dispatch import dispatch_due
+from .services.dispatch import dispatch_due
 
 logger = logging.getLogger(__name__)
 

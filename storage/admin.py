@@ -13,7 +13,7 @@ longer match the store (lost data or a broken restore). What staff may change:
 from django.contrib import admin, messages
 from django.template.defaultfilters import filesizeformat
 
-from tenants.admin_base import TenantAdmin
+from tenants.admin.base import TenantAdmin
 
 from .models import (
     Chunk,

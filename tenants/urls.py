@@ -1,25 +1,25 @@
 from django.urls import path
 
-from . import views
+from .views import login, users
 
 app_name = "tenants"
 
 CUSTOMER = "c/<slug:customer_slug>/"
 
 urlpatterns = [
-    path("", views.HomeView.as_view(), name="home"),
-    path("accounts/login/", views.PortalLoginView.as_view(), name="login"),
-    path("accounts/logout/", views.PortalLogoutView.as_view(), name="logout"),
-    path(CUSTOMER + "users/", views.MembershipListView.as_view(), name="membership_list"),
-    path(CUSTOMER + "users/add/", views.MembershipCreateView.as_view(), name="membership_create"),
+    path("", login.HomeView.as_view(), name="home"),
+    path("accounts/login/", login.PortalLoginView.as_view(), name="login"),
+    path("accounts/logout/", login.PortalLogoutView.as_view(), name="logout"),
+    path(CUSTOMER + "users/", users.MembershipListView.as_view(), name="membership_list"),
+    path(CUSTOMER + "users/add/", users.MembershipCreateView.as_view(), name="membership_create"),
     path(
         CUSTOMER + "users/<int:pk>/edit/",
-        views.MembershipUpdateView.as_view(),
+        users.MembershipUpdateView.as_view(),
         name="membership_update",
     ),
     path(
         CUSTOMER + "users/<int:pk>/remove/",
-        views.MembershipDeleteView.as_view(),
+        users.MembershipDeleteView.as_view(),
         name="membership_delete",
     ),
 ]

@@ -5,7 +5,7 @@ import hashlib
 
 import zstandard
 
-from protection.jobs import job_finish, job_progress, job_take_next
+from protection.services.jobs import job_finish, job_progress, job_take_next
 from storage.services.chunks import UploadEntry
 from storage.services.sessions import CommitRequest, session_commit, session_open, session_upload
 from storage.store.index import ZERO_DIGEST

@@ -7,8 +7,8 @@ import struct
 import zstandard
 from rest_framework.test import APIClient
 
-from protection.jobs import job_start_for_agent
 from protection.models import UNPROTECTED_STATUSES, JobState, Machine, MachineStatus, ReplicationJob
+from protection.services.jobs import job_start_for_agent
 from tests.factories import DiskFactory, MachineFactory, enroll_agent
 
 CHUNK = 64 * 1024  # small chunks keep the tests fast; the protocol is the same

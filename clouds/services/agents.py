@@ -9,8 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from protection.jobs import JobError, job_progress, jobs_to_cancel
 from protection.models import ACTIVE_JOB_STATES, JobState, ReplicationJob
+from protection.services.jobs import JobError, job_progress, jobs_to_cancel
 
 from ..models import Agent, AgentEvent, AgentStatus, EventLevel
 from .enrollment import HOSTNAME_MAX, VERSION_MAX

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from protection.models import MachineGroup, Platform
-from protection.services import group_create
+from protection.services.machines import group_create
 
 from ..models import Cloud, DriverType, LinuxDistro, WizardDraft
 from ..network import network_clean

@@ -5,12 +5,12 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
 from django.views.generic import DetailView, FormView, ListView
 
-from tenants.views_base import CustomerMixin, TenantObjectMixin
+from tenants.views.base import CustomerMixin, TenantObjectMixin
 
-from .. import services
-from ..forms import GroupDeleteForm, MachineGroupForm
+from ..forms.machines import GroupDeleteForm, MachineGroupForm
 from ..models import MachineGroup
 from ..selectors import groups_of
+from ..services import machines as services
 from .machines import MachineTableMixin, OperatorContextMixin
 
 

@@ -3,7 +3,7 @@ machine's job, and the customer's job list.
 
 The progress is a small JSON document (``MachineJobStatusView``) that app.js polls while a
 job is active; it is scoped through the same mixins as the pages, so another customer's
-machine is a 404 there too. The services in ``protection.jobs`` decide everything; their
+machine is a 404 there too. The services in ``protection.services.jobs`` decide everything; their
 ``JobError`` messages are shown as they are (they already say what to do).
 """
 
@@ -21,9 +21,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.generic import TemplateView
 
-from tenants.views_base import CustomerMixin, TenantObjectMixin
+from tenants.views.base import CustomerMixin, TenantObjectMixin
 
-from ..jobs import JobError, job_cancel, job_queue
 from ..models import ACTIVE_JOB_STATES, JobState, JobTrigger, Machine, ReplicationJob
 from ..selectors import (
     ACTIVE,
@@ -33,6 +32,7 @@ from ..selectors import (
     rpo_late,
     with_snapshot_counts,
 )
+from ..services.jobs import JobError, job_cancel, job_queue
 from ..templatetags.job_format import duration, job_speed, rpo_lag
 from .machines import OperatorContextMixin
 

@@ -9,10 +9,9 @@ from django.views import View
 from django.views.generic import DetailView, TemplateView
 
 from tenants.models import Role
-from tenants.views_base import CustomerMixin, TenantObjectMixin
+from tenants.views.base import CustomerMixin, TenantObjectMixin
 
-from .. import services
-from ..forms import MachineBulkForm, MachineFilterForm
+from ..forms.machines import MachineBulkForm, MachineFilterForm
 from ..inheritance import effective_for_machine
 from ..models import Machine, MachineGroup
 from ..selectors import (
@@ -23,6 +22,7 @@ from ..selectors import (
     machines_with_replication,
     with_snapshot_counts,
 )
+from ..services import machines as services
 
 PAGE_SIZE = 50
 JOB_PAGE_SIZE = 20

@@ -2,7 +2,7 @@
 
 One form and one template serve all three; the views only pick the level object (scoped to
 the customer, so another customer's group or machine is a 404), what it inherits, and hand
-the typed values to ``policy_services``. Everyone in the customer may look; only admins
+the typed values to ``protection.services.policy``. Everyone in the customer may look; only admins
 change settings (the issue: "admin also manages settings").
 """
 
@@ -13,12 +13,12 @@ from django.urls import reverse
 from django.views.generic import TemplateView
 
 from tenants.models import Role
-from tenants.views_base import CustomerMixin, TenantObjectMixin
+from tenants.views.base import CustomerMixin, TenantObjectMixin
 
 from .. import inheritance
+from ..forms.policy import PolicyForm
 from ..models import Machine, MachineGroup
-from ..policy_forms import PolicyForm
-from ..policy_services import policy_reset, policy_update
+from ..services.policy import policy_reset, policy_update
 
 
 class _PolicySettingsMixin:

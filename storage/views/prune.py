@@ -9,7 +9,7 @@ from protection.inheritance import effective_for_machine
 from protection.models import KEEP_FIELDS, Machine
 from storage.prune import KeepRules
 from storage.services.prune import prune_preview_for_machine
-from tenants.views_base import TenantObjectMixin
+from tenants.views.base import TenantObjectMixin
 
 
 class PrunePreviewView(TenantObjectMixin, TemplateView):

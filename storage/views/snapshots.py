@@ -19,7 +19,7 @@ from django.views.generic import TemplateView
 
 from protection.models import Machine
 from tenants.models import Role
-from tenants.views_base import CustomerMixin, TenantObjectMixin
+from tenants.views.base import CustomerMixin, TenantObjectMixin
 
 from ..http import image_response
 from ..models import Snapshot

@@ -48,7 +48,7 @@ def test_a_vmware_appliance_gets_its_hosts_vms_as_machines(tmp_path):
             portal = Portal(base, env, server)
             portal.shell(
                 "from tenants.models import Customer\n"
-                "from protection.services import group_create\n"
+                "from protection.services.machines import group_create\n"
                 "from clouds.services.clouds import cloud_create\n"
                 "demo = Customer.objects.get(slug='demo')\n"
                 "group_create(demo, name='vSphere VMs')\n"

@@ -22,8 +22,8 @@ from clouds.models import (
 from clouds.services.clouds import cloud_create
 from clouds.services.downloads import download_link_create
 from clouds.services.wizard import draft_accept_requirements, draft_start
-from protection.jobs import job_finish, job_queue, job_take_next
 from protection.models import JobTrigger, Machine, MachineGroup, MachineStatus, ReplicationJob
+from protection.services.jobs import job_finish, job_queue, job_take_next
 from storage.models import Snapshot
 from tenants.models import Membership, Role
 from tests.factories import DiskFactory, MachineFactory, MachineGroupFactory, MembershipFactory

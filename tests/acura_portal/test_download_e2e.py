@@ -24,7 +24,7 @@ def test_the_downloaded_deb_enrolls_and_its_host_appears_in_the_group(tmp_path):
         portal.customer("acme")
         portal.shell(
             "from tenants.models import Customer\n"
-            "from protection.services import group_create\n"
+            "from protection.services.machines import group_create\n"
             "group_create(Customer.objects.get(slug='acme'), name='Linux hosts')"
         )
         url = portal.manage(

@@ -13,7 +13,7 @@ from agent.config import Config
 from agent.http import client_from_config
 from clouds.services import agent_enroll, enrollment_token_create
 from protection.models import Machine
-from protection.services import machines_start_protection
+from protection.services.machines import machines_start_protection
 
 CS = 64 * 1024  # tests/conftest.py sets STORE_CHUNK_SIZE to this
 

@@ -97,7 +97,7 @@ class Portal:
         return self.shell(
             "from tenants.models import Customer\n"
             "from protection.models import Machine\n"
-            "from protection.services import machines_start_protection\n"
+            "from protection.services.machines import machines_start_protection\n"
             f"c = Customer.objects.get(slug={slug!r})\n"
             "print(machines_start_protection(c, Machine.objects.for_customer(c)))"
         )

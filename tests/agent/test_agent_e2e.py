@@ -282,7 +282,7 @@ def test_the_daemon_takes_a_queued_job_and_stops_cleanly(portal, tmp_path):
         assert portal.protect("daemonco") == "(1, 0)"
         portal.shell(
             "from tenants.models import Customer\nfrom protection.models import Machine\n"
-            "from protection.jobs import job_queue\n"
+            "from protection.services.jobs import job_queue\n"
             "c = Customer.objects.get(slug='daemonco')\n"
             "job_queue(c, Machine.objects.for_customer(c).get(), trigger='manual')"
         )

@@ -16,9 +16,9 @@ from agent.http import client_from_config
 from clouds.models import Agent
 from clouds.services import agent_enroll, enrollment_token_create
 from clouds.services.clouds import cloud_create
-from protection.jobs import job_queue
 from protection.models import JobState, JobTrigger, Machine, ReplicationJob
-from protection.services import machines_start_protection
+from protection.services.jobs import job_queue
+from protection.services.machines import machines_start_protection
 from tests.e2e_support import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,8 +9,8 @@ from agent.daemon import Daemon
 from agent.restore import restore_snapshot
 from clouds.models import AgentEvent, AgentStatus
 from clouds.services import agent_credential_revoke
-from protection.jobs import job_queue
 from protection.models import JobState, JobTrigger, Machine, ReplicationJob
+from protection.services.jobs import job_queue
 from storage.models import Snapshot
 from tests.e2e_support import wait_until
 

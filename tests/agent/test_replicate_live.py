@@ -13,8 +13,8 @@ from agent.index import IndexCache, checksum
 from agent.replicate import DiskSource, JobRecords, replicate_disks
 from agent.restore import restore_snapshot
 from agent.workers import frame_record
-from protection.jobs import job_cancel
 from protection.models import JobState, ReplicationJob, ReplicationPolicy
+from protection.services.jobs import job_cancel
 from storage.models import SessionState, Snapshot, UploadSession
 
 from .conftest import CS, chunk, overwrite, sha256_file, write_image

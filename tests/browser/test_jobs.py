@@ -6,8 +6,8 @@ import pytest
 from playwright.sync_api import expect
 
 from clouds.models import AgentStatus
-from protection.jobs import job_finish, job_progress, job_queue, job_take_next
 from protection.models import JobState, JobTrigger, MachineStatus, ReplicationJob
+from protection.services.jobs import job_finish, job_progress, job_queue, job_take_next
 from tests.factories import MachineFactory
 from tests.job_support import commit_snapshot, make_agent
 

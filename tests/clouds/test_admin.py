@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from clouds.models import Agent, AgentCredential, AgentEvent, Cloud, EnrollmentToken
 from clouds.services import EnrollmentRefused, agent_enroll
-from protection.jobs import job_start_for_agent
+from protection.services.jobs import job_start_for_agent
 from tests.factories import MachineGroupFactory
 
 from .conftest import client_for, enroll, make_token, post, protected_machine

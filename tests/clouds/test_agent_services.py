@@ -14,8 +14,8 @@ from clouds.services import (
     agent_inventory,
     agent_set_debug_logging,
 )
-from protection.jobs import job_cancel, job_start_for_agent
 from protection.models import Disk, JobState, Machine, MachineStatus, ReplicationJob
+from protection.services.jobs import job_cancel, job_start_for_agent
 from tests.factories import MachineFactory
 
 from .conftest import enroll, protected_machine

@@ -4,8 +4,8 @@ import pytest
 from django.test import override_settings
 
 from clouds.models import AgentEvent, AgentStatus
-from protection.jobs import job_cancel, job_start_for_agent
 from protection.models import Machine, MachineStatus
+from protection.services.jobs import job_cancel, job_start_for_agent
 from tests.factories import MachineFactory
 
 from .conftest import API, error_of, post, protected_machine

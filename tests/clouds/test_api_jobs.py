@@ -3,7 +3,6 @@
 import pytest
 
 from clouds.services import agent_enroll
-from protection.jobs import job_cancel, job_queue, job_start_for_agent
 from protection.models import (
     JobState,
     JobTrigger,
@@ -11,6 +10,7 @@ from protection.models import (
     ReplicationJob,
     ReplicationPolicy,
 )
+from protection.services.jobs import job_cancel, job_queue, job_start_for_agent
 from tests.factories import MachineFactory
 from tests.storage_support import Agent as UploadingAgent
 

@@ -4,9 +4,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from clouds.housekeeping import agent_events_delete_old, agents_mark_offline
 from clouds.models import Agent, AgentEvent, AgentStatus
 from clouds.services.agents import agent_heartbeat
+from clouds.services.housekeeping import agent_events_delete_old, agents_mark_offline
 from clouds.tasks import delete_old_agent_events, mark_agents_offline
 
 
@@ -57,7 +57,7 @@ def test_a_heartbeat_after_the_cutoff_wins(customer):
 
 def test_old_events_are_deleted_in_batches(customer, other_customer, settings, monkeypatch):
     settings.AGENT_EVENTS_KEEP_DAYS = 30
-    monkeypatch.setattr("clouds.housekeeping.DELETE_BATCH", 3)
+    monkeypatch.setattr("clouds.services.housekeeping.DELETE_BATCH", 3)
     now = timezone.now()
     mine, theirs = make_agent(customer), make_agent(other_customer)
 

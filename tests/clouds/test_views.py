@@ -9,8 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clouds.models import Agent, AgentCredential, AgentEvent, AgentStatus, EventLevel
-from protection.jobs import job_queue, job_take_next
 from protection.models import JobTrigger, Machine, MachineStatus
+from protection.services.jobs import job_queue, job_take_next
 from tenants.models import Role
 from tests.factories import MachineFactory
 

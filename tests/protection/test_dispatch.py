@@ -9,7 +9,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from clouds.models import Agent, AgentStatus
-from protection.dispatch import dispatch_due
 from protection.models import (
     JobState,
     JobTrigger,
@@ -18,6 +17,7 @@ from protection.models import (
     ReplicationJob,
     ReplicationPolicy,
 )
+from protection.services.dispatch import dispatch_due
 from protection.tasks import dispatch_replications
 from tests.factories import CustomerFactory, MachineFactory, MachineGroupFactory
 

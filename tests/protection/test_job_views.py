@@ -13,9 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clouds.models import AgentStatus
-from protection.jobs import job_cancel, job_progress, job_queue, job_take_next
 from protection.models import JobState, JobTrigger, Machine, MachineStatus, ReplicationJob
-from protection.policy_services import policy_update
+from protection.services.jobs import job_cancel, job_progress, job_queue, job_take_next
+from protection.services.policy import policy_update
 from tenants.models import Role
 from tests.factories import MachineFactory, MachineGroupFactory
 from tests.job_support import make_agent, run_job

@@ -1,4 +1,5 @@
-"""The replication job state machine (protection.jobs) and the machine status that follows it."""
+"""The replication job state machine (protection.services.jobs) and the machine status
+that follows it."""
 
 import threading
 from datetime import timedelta
@@ -8,7 +9,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from clouds.models import Agent, AgentStatus
-from protection.jobs import (
+from protection.models import JobState, JobTrigger, Machine, MachineStatus, ReplicationJob
+from protection.services.jobs import (
     JobError,
     job_cancel,
     job_fail,
@@ -21,8 +23,7 @@ from protection.jobs import (
     jobs_fail_stuck,
     jobs_to_cancel,
 )
-from protection.models import JobState, JobTrigger, Machine, MachineStatus, ReplicationJob
-from protection.services import machines_stop_protection
+from protection.services.machines import machines_stop_protection
 from storage.services.sessions import CommitRequest, session_open
 from storage.services.sessions import session_commit as commit
 from tests.factories import DiskFactory, MachineFactory

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 
 from protection.inheritance import effective_for_machine
 from protection.models import KEEP_FIELDS, ReplicationPolicy
-from protection.policy_services import policy_reset, policy_update
+from protection.services.policy import policy_reset, policy_update
 from tests.factories import MachineFactory, MachineGroupFactory
 
 ALL_ZERO = dict.fromkeys(KEEP_FIELDS, 0)

@@ -7,9 +7,9 @@ from django.utils import timezone
 
 from acura_portal.tasks import reconcile_jobs
 from clouds.models import Agent, AgentStatus
-from protection.jobs import job_cancel, job_fail, job_queue, job_take_next
 from protection.models import JobState, JobTrigger, Machine, MachineStatus, ReplicationJob
-from protection.reconcile import jobs_reconcile
+from protection.services.jobs import job_cancel, job_fail, job_queue, job_take_next
+from protection.services.reconcile import jobs_reconcile
 from storage.models import SessionState, UploadSession
 from storage.services.job_sessions import sessions_abort_for_ended_jobs
 from storage.services.sessions import session_open

@@ -4,8 +4,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from protection import services
 from protection.models import Machine, MachineGroup, MachineStatus, ReplicationPolicy
+from protection.services import machines as services
 from tests.factories import MachineFactory, MachineGroupFactory
 
 
@@ -188,7 +188,7 @@ def test_group_delete_refuses_a_foreign_group(customer, other_customer):
 
 def test_move_refused_when_a_machine_would_keep_no_snapshots(customer):
     from protection.models import KEEP_FIELDS
-    from protection.policy_services import policy_update
+    from protection.services.policy import policy_update
 
     daily = MachineGroupFactory(customer=customer, name="Keeps daily")
     no_daily = MachineGroupFactory(customer=customer, name="No daily")

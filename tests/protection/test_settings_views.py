@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from protection.models import KEEP_FIELDS, ReplicationPolicy
-from protection.policy_services import policy_update
+from protection.services.policy import policy_update
 from tenants.models import Role
 
 PAGES = ["customer", "group", "machine"]

@@ -14,7 +14,7 @@ import zstandard
 from django.db import OperationalError, close_old_connections, connection
 
 from protection.models import KEEP_FIELDS
-from protection.policy_services import policy_update
+from protection.services.policy import policy_update
 from storage.models import Snapshot
 from storage.services.chunks import UploadEntry
 from storage.services.gc import CustomerGc

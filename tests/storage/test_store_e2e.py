@@ -20,7 +20,7 @@ CHUNK = 1024 * 1024
 SETUP = """
 from tenants.services import customer_create
 from clouds.services import agent_enroll, enrollment_token_create
-from protection.jobs import job_start_for_agent
+from protection.services.jobs import job_start_for_agent
 from protection.models import Machine, Disk
 customer = customer_create(slug="e2e", name="E2E").customer
 token = enrollment_token_create(customer, platform="linux").text

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import BackendError, ChunkNotFound, ObjectNotFound
-from . import (
+from .base import (
     ChunkBackend,
     ChunkStat,
     ObjectStat,

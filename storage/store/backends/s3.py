@@ -27,7 +27,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import BackendError, ChunkNotFound, NotFound, ObjectNotFound, StoreConfigError
-from . import (
+from .base import (
     ChunkBackend,
     ChunkStat,
     ObjectStat,

@@ -1,0 +1,2 @@
+"""The storage app's agent API: ``views`` (upload sessions, snapshots), ``serializers`` and
+``routes`` (the viewsets on the router)."""
