@@ -120,6 +120,12 @@ class Machine(TenantModel):
         help_text="The agent that reports this machine and replicates it.",
     )
     last_replicated_at = models.DateTimeField(null=True, blank=True)
+    change_tracking = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Whether the platform tracks this machine's changed blocks (VMware CBT), as "
+        "its agent last reported; empty when not known.",
+    )
     next_run_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -302,6 +308,12 @@ class ReplicationJob(TenantModel):
     bytes_sent = models.PositiveBigIntegerField(default=0)
     new_chunks = models.PositiveBigIntegerField(default=0)
     error_message = models.CharField(max_length=1000, blank=True)
+    warnings = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What went wrong without failing the job (e.g. a platform snapshot that "
+        "could not be removed), as the agent reported it.",
+    )
     cancel_requested = models.BooleanField(
         default=False, help_text="Cancel was asked for while the agent runs it."
     )

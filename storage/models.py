@@ -105,6 +105,17 @@ class SnapshotState(models.TextChoices):
     FAILED = "failed", "Failed verification"
 
 
+class Consistency(models.TextChoices):
+    """How consistent a point in time is: quiesced (the guest's applications flushed, VSS or
+    VMware Tools) or crash-consistent (like a power cut); blank when the agent did not say."""
+
+    APPLICATION = "application", "Application-consistent"
+    CRASH = "crash", "Crash-consistent"
+
+
+CHANGE_ID_MAX = 255
+
+
 class Snapshot(TenantModel):
     """A point in time of one disk of one machine: restorable bit-exact while it exists."""
 
@@ -127,6 +138,13 @@ class Snapshot(TenantModel):
     )
     disk_size = models.PositiveBigIntegerField()
     chunk_size = models.PositiveIntegerField()
+    consistency = models.CharField(max_length=16, choices=Consistency.choices, blank=True)
+    change_id = models.CharField(
+        max_length=CHANGE_ID_MAX,
+        blank=True,
+        help_text="The source's change id of this disk at this point in time (VMware CBT): "
+        "the next replication asks the platform what changed since it.",
+    )
     index = models.ForeignKey(IndexFile, on_delete=models.PROTECT, related_name="snapshots")
     index_checksum = models.CharField(max_length=64)
     state = models.CharField(
@@ -188,6 +206,8 @@ class UploadSession(TenantModel):
     chunk_size = models.PositiveIntegerField()
     state = models.CharField(max_length=16, choices=SessionState.choices, default="open")
     taken_at = models.DateTimeField(default=timezone.now)
+    consistency = models.CharField(max_length=16, choices=Consistency.choices, blank=True)
+    change_id = models.CharField(max_length=CHANGE_ID_MAX, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     last_activity_at = models.DateTimeField(default=timezone.now)
     job = models.ForeignKey(

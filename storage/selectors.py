@@ -148,3 +148,15 @@ def machine_disk_counts(customer, machine) -> dict[int, dict]:
         .order_by()
     )
     return {row["disk_id"]: row for row in rows}
+
+
+def latest_change_point(customer, machine) -> Snapshot | None:
+    """The machine's newest snapshot that carries a platform change id (VMware CBT): the
+    point its next incremental asks the platform about. None before the first one."""
+    return (
+        Snapshot.objects.for_customer(customer)
+        .filter(machine=machine)
+        .exclude(change_id="")
+        .order_by("-created_at", "-committed_at")
+        .first()
+    )

@@ -262,16 +262,44 @@ def _machine_after(job: ReplicationJob, now) -> None:
     )
 
 
+MAX_WARNINGS = 20
+MAX_WARNING_LENGTH = 1000
+
+
+def _clean_warnings(warnings) -> list[str]:
+    if isinstance(warnings, str) or not isinstance(warnings, list | tuple):
+        raise JobError("warnings must be a list of messages.", code="invalid")
+    if len(warnings) > MAX_WARNINGS:
+        raise JobError(f"At most {MAX_WARNINGS} warnings per job.", code="invalid")
+    cleaned = []
+    for warning in warnings:
+        if not isinstance(warning, str) or not warning.strip():
+            raise JobError("Every warning must be a non-empty message.", code="invalid")
+        if len(warning) > MAX_WARNING_LENGTH:
+            raise JobError(f"A warning is at most {MAX_WARNING_LENGTH} characters.", code="invalid")
+        cleaned.append(warning.strip())
+    return cleaned
+
+
 def job_finish(
     job: ReplicationJob,
     *,
     succeeded: bool,
     error: str = "",
     snapshot_ids: Iterable = (),
+    warnings=(),
+    change_tracking: bool | None = None,
     **counters,
 ) -> ReplicationJob:
-    """The agent's result. Idempotent: repeating the same result answers the same job."""
+    """The agent's result. Idempotent: repeating the same result answers the same job.
+
+    ``warnings``: what went wrong without failing the job (a platform snapshot that could
+    not be removed); ``change_tracking``: the machine's changed-block tracking state (VMware
+    CBT) after the job, kept on the machine."""
     values = _clean_counters(counters)
+    values["warnings"] = _clean_warnings(warnings)
+    if change_tracking is not None and not isinstance(change_tracking, bool):
+        raise JobError("change_tracking must be true or false.", code="invalid")
     state = JobState.SUCCEEDED if succeeded else JobState.FAILED
     if succeeded:
         wanted = {str(s) for s in snapshot_ids}
@@ -286,6 +314,10 @@ def job_finish(
     elif not error.strip():
         raise JobError("A failed job needs an error message.", code="invalid")
     if _finish(job, state, error="" if succeeded else error.strip(), **values):
+        if change_tracking is not None:
+            Machine.objects.for_customer(job.customer_id).filter(pk=job.machine_id).update(
+                change_tracking=change_tracking
+            )
         return job
     job.refresh_from_db()
     if job.state == state:  # the same result again: answer it again

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from protection.models import Machine
 from tenants.api.serializers import ApiErrorBodySerializer
 
-from ..models import Snapshot, UploadSession
+from ..models import CHANGE_ID_MAX, Consistency, Snapshot, UploadSession
 
 
 class SessionOpenSerializer(serializers.Serializer):
@@ -18,6 +18,23 @@ class SessionOpenSerializer(serializers.Serializer):
     disk = serializers.CharField(help_text="The disk's key (as reported in the inventory).")
     taken_at = serializers.DateTimeField(
         required=False, help_text="When the source snapshot was taken (default: now)."
+    )
+    consistency = serializers.ChoiceField(
+        choices=Consistency.choices,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="How consistent the source snapshot is: `application` (quiesced) or "
+        "`crash`; empty when unknown.",
+    )
+    change_id = serializers.CharField(
+        max_length=CHANGE_ID_MAX,
+        required=False,
+        default="",
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="The source's change id of this disk at the source snapshot (VMware CBT); "
+        "the next session of the disk answers it as `base_change_id`.",
     )
     job = serializers.IntegerField(
         min_value=1,
@@ -43,6 +60,10 @@ class SessionOpenSerializer(serializers.Serializer):
 class SessionSerializer(serializers.ModelSerializer):
     base_snapshot = serializers.UUIDField(source="base_id", read_only=True, allow_null=True)
     base_index_checksum = serializers.SerializerMethodField()
+    base_change_id = serializers.SerializerMethodField(
+        help_text="The change id recorded on the base snapshot (VMware CBT), or null: ask "
+        "the platform what changed since it."
+    )
     machine = serializers.IntegerField(source="machine_id", read_only=True)
     disk = serializers.CharField(source="disk.key", read_only=True)
     snapshot = serializers.UUIDField(source="snapshot_id", read_only=True, allow_null=True)
@@ -57,6 +78,7 @@ class SessionSerializer(serializers.ModelSerializer):
             "chunk_size",
             "base_snapshot",
             "base_index_checksum",
+            "base_change_id",
             "started_at",
             "chunks_uploaded",
             "bytes_received",
@@ -66,6 +88,9 @@ class SessionSerializer(serializers.ModelSerializer):
 
     def get_base_index_checksum(self, session) -> str | None:
         return session.base.index_checksum if session.base_id else None
+
+    def get_base_change_id(self, session) -> str | None:
+        return (session.base.change_id or None) if session.base_id else None
 
 
 class SessionOpenedSerializer(SessionSerializer):
@@ -173,6 +198,8 @@ class SnapshotSerializer(serializers.ModelSerializer):
             "disk_size",
             "chunk_size",
             "index_checksum",
+            "consistency",
+            "change_id",
             "state",
             "protected",
             "logical_bytes",

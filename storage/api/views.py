@@ -136,6 +136,8 @@ class UploadSessionViewSet(StoreAgentApiMixin, mixins.RetrieveModelMixin, viewse
             data.validated_data["disk"],
             taken_at=data.validated_data.get("taken_at"),
             job=self._running_job(data.validated_data["job"], machine),
+            consistency=data.validated_data["consistency"],
+            change_id=data.validated_data["change_id"],
         )
         session.resumed = resumed
         session.max_upload_bytes = settings.STORE_MAX_UPLOAD_BYTES

@@ -17,7 +17,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from protection.models import Disk, Machine
-from storage.models import SessionState, Snapshot, SnapshotState, UploadSession
+from storage.models import (
+    CHANGE_ID_MAX,
+    Consistency,
+    SessionState,
+    Snapshot,
+    SnapshotState,
+    UploadSession,
+)
 from storage.store.index import ZERO_DIGEST, Index, entry_count
 
 from .chunks import UploadEntry, UploadResult, store_chunks, touch_present
@@ -65,9 +72,26 @@ def latest_complete_snapshot(customer, disk) -> Snapshot | None:
 
 
 def session_open(
-    customer, machine: Machine, disk: Disk, *, taken_at=None, job=None
+    customer,
+    machine: Machine,
+    disk: Disk,
+    *,
+    taken_at=None,
+    job=None,
+    consistency: str = "",
+    change_id: str = "",
 ) -> tuple[UploadSession, bool]:
-    """The open session for ``disk``: a new one, or the interrupted one (``resumed``)."""
+    """The open session for ``disk``: a new one, or the interrupted one (``resumed``).
+
+    ``taken_at``, ``consistency`` and ``change_id`` describe the point in time the agent
+    reads (its source snapshot). An agent that resumes with a new source snapshot (VMware:
+    the crashed job's snapshot was removed, a new one taken) names the new point in time,
+    and the resumed session takes it: its chunks are content-addressed, so what was uploaded
+    stays useful, and the snapshot committed says when its data is from."""
+    if consistency not in ("", *Consistency.values):
+        raise SessionError(f"Unknown consistency {consistency!r}.")
+    if len(change_id) > CHANGE_ID_MAX:
+        raise SessionError(f"change_id is longer than {CHANGE_ID_MAX} characters.")
     if machine.customer_id != customer.pk or disk.customer_id != customer.pk:
         raise SessionError("Unknown machine or disk.", code="not_found")
     if disk.machine_id != machine.pk:
@@ -87,7 +111,12 @@ def session_open(
                 # chunks it uploaded are kept, and the snapshot belongs to the new job.
                 existing.last_activity_at = timezone.now()
                 existing.job = job or existing.job
-                existing.save(update_fields=["last_activity_at", "job"])
+                fields = ["last_activity_at", "job"]
+                if taken_at is not None:
+                    existing.taken_at = taken_at
+                    existing.consistency, existing.change_id = consistency, change_id
+                    fields += ["taken_at", "consistency", "change_id"]
+                existing.save(update_fields=fields)
                 return existing, True
             base = latest_complete_snapshot(customer, disk)
             chunk_size = base.chunk_size if base else settings.STORE_CHUNK_SIZE
@@ -99,6 +128,8 @@ def session_open(
                 base=base,
                 chunk_size=chunk_size,
                 taken_at=taken_at or now,
+                consistency=consistency,
+                change_id=change_id,
                 started_at=now,
                 last_activity_at=now,
                 job=job,
@@ -267,6 +298,8 @@ def _commit_snapshot(session, index: Index, index_row, wanted: set[str], zero: i
             base=session.base,
             disk_size=index.disk_size,
             chunk_size=index.chunk_size,
+            consistency=locked.consistency,
+            change_id=locked.change_id,
             index=index_row,
             index_checksum=index_row.checksum,
             state=SnapshotState.COMPLETE,

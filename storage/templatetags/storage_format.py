@@ -7,7 +7,7 @@ the other way round).
 
 from django import template
 
-from storage.selectors import machine_usage
+from storage.selectors import latest_change_point, machine_usage
 
 register = template.Library()
 
@@ -19,6 +19,12 @@ def ratio(value) -> str:
         return "—"
     value = float(value)
     return f"{value:,.1f}×" if value < 100 else f"{value:,.0f}×"
+
+
+@register.simple_tag(takes_context=True)
+def machine_change_point(context, machine):
+    """``latest_change_point`` of ``machine`` in the page's customer."""
+    return latest_change_point(context["request"].customer, machine)
 
 
 @register.simple_tag(takes_context=True)

@@ -264,3 +264,51 @@ def test_another_customers_agent_cannot_finish_the_job(agent, machine_, other_ap
     error_of(post(other_api, f"jobs/{job.pk}/result/", {"state": "failed", "error": "x"}), 404)
     job.refresh_from_db()
     assert job.state == JobState.RUNNING
+
+
+def test_result_warnings_and_change_tracking_are_kept(api, agent, enrolled, machine_):
+    uploader = UploadingAgent(enrolled.text, agent)
+    snapshot = uploader.replicate(machine_.disks.get(key="sda"), b"data" * 40000)["snapshot"]
+    job = uploader.job_for(machine_)
+    warning = f"the VMware snapshot acura-job-{job.pk} could not be removed: busy"
+    body = {
+        "state": "succeeded",
+        "snapshots": [snapshot["id"]],
+        "warnings": [warning],
+        "change_tracking": True,
+    }
+    response = post(api, f"jobs/{job.pk}/result/", body)
+    assert response.status_code == 200, response.content
+    assert response.json()["warnings"] == [warning]
+    job.refresh_from_db()
+    machine_.refresh_from_db()
+    assert job.warnings == [warning] and machine_.change_tracking is True
+
+
+def test_a_failed_result_keeps_its_warnings(api, agent, machine_):
+    job = _started(agent, machine_)
+    body = {"state": "failed", "error": "quiesce failed", "warnings": ["VM left powered on"]}
+    response = post(api, f"jobs/{job.pk}/result/", body)
+    assert response.status_code == 200 and response.json()["warnings"] == ["VM left powered on"]
+    machine_.refresh_from_db()
+    assert machine_.change_tracking is None  # not reported: stays unknown
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"warnings": "one string"},
+        {"warnings": ["x" * 1001]},
+        {"warnings": ["w"] * 21},
+        {"warnings": [""]},
+        {"change_tracking": "maybe"},
+    ],
+)
+def test_bad_warnings_or_change_tracking_are_400_and_change_nothing(api, agent, machine_, extra):
+    job = _started(agent, machine_)
+    response = post(api, f"jobs/{job.pk}/result/", {"state": "failed", "error": "x", **extra})
+    assert response.status_code == 400, response.content
+    job.refresh_from_db()
+    machine_.refresh_from_db()
+    assert job.state == JobState.RUNNING and job.warnings == []
+    assert machine_.change_tracking is None

@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from protection.inheritance import effective_for_machine
 from protection.models import JobState, Platform, ReplicationJob
+from protection.services.jobs import MAX_WARNING_LENGTH, MAX_WARNINGS
 
 from ...models import EventLevel
 
@@ -189,6 +190,7 @@ class JobSerializer(serializers.ModelSerializer):
             "bytes_sent",
             "new_chunks",
             "error_message",
+            "warnings",
             "snapshots",
         ]
         read_only_fields = fields
@@ -254,6 +256,21 @@ class JobResultSerializer(serializers.Serializer):
     bytes_read = _counter()
     bytes_sent = _counter()
     new_chunks = _counter()
+    warnings = serializers.ListField(
+        child=serializers.CharField(max_length=MAX_WARNING_LENGTH),
+        max_length=MAX_WARNINGS,
+        required=False,
+        default=list,
+        help_text="What went wrong without failing the job, e.g. a platform snapshot that "
+        "could not be removed (shown on the job and the machine).",
+    )
+    change_tracking = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Whether the platform tracks the machine's changed blocks (VMware CBT) "
+        "after this job; omitted when it does not apply.",
+    )
 
 
 class AgentCloudSerializer(serializers.Serializer):
