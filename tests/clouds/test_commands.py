@@ -5,7 +5,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from clouds.models import AgentCredential, EnrollmentToken
+from clouds.models import AgentCredential, Cloud, EnrollmentToken
 from clouds.services import EnrollmentRefused, agent_enroll
 from tests.factories import MachineGroupFactory
 
@@ -39,6 +39,39 @@ def test_create_prints_the_token_last_and_it_enrolls(customer, group):
     assert "revoke_enrollment_token" in lines[0] and token.prefix in lines[0]
     enrolled = agent_enroll(token_text, hostname="proxy", version="1")
     assert enrolled.agent.group == group and enrolled.agent.platform == "vmware"
+
+
+def test_cloud_makes_an_appliance_token_for_that_cloud(customer, other_customer):
+    cloud = Cloud.objects.create(customer=customer, name="vc-prod", platform="vmware")
+    Cloud.objects.create(customer=other_customer, name="vc-theirs", platform="vmware")
+    lines = run(
+        "create_enrollment_token",
+        "--customer",
+        "acme",
+        "--platform",
+        "vmware",
+        "--cloud",
+        "VC-Prod",
+    )
+    assert "cloud vc-prod" in lines[0]
+    enrolled = agent_enroll(lines[-1], hostname="appliance", version="1")
+    assert enrolled.agent.cloud == cloud and enrolled.agent.platform == "vmware"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--platform", "vmware", "--cloud", "nope"], "has no cloud 'nope'"),
+        (["--platform", "vmware", "--cloud", "vc-theirs"], "has no cloud 'vc-theirs'"),
+        (["--platform", "ovirt", "--cloud", "vc-prod"], "is a VMware"),
+    ],
+)
+def test_a_bad_cloud_creates_nothing(customer, other_customer, args, message):
+    Cloud.objects.create(customer=customer, name="vc-prod", platform="vmware")
+    Cloud.objects.create(customer=other_customer, name="vc-theirs", platform="vmware")
+    with pytest.raises(CommandError, match=message):
+        run("create_enrollment_token", "--customer", "acme", *args)
+    assert not EnrollmentToken.objects.all_customers().exists()
 
 
 def test_defaults_one_use_for_a_day(customer):

@@ -1,5 +1,9 @@
-"""``create_enrollment_token --customer SLUG --platform P [--group NAME] [--expires-hours N]
-[--uses N]``: a token an agent enrolls with.
+"""``create_enrollment_token --customer SLUG --platform P [--group NAME] [--cloud NAME]
+[--expires-hours N] [--uses N]``: a token an agent enrolls with.
+
+``--cloud`` names a registered VMware or oVirt cloud of the customer (Manage Clouds): the
+agent enrolling with the token is that cloud's appliance and fetches its access settings
+from ``GET /api/v1/agent/cloud/``.
 
 The token is printed once, as the last line (scripts take ``tail -n 1``); only its hash is
 kept. Any invalid value is a ``CommandError`` (exit status 1) and nothing is created.
@@ -8,6 +12,7 @@ kept. Any invalid value is a ``CommandError`` (exit status 1) and nothing is cre
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from clouds.models import Cloud
 from clouds.services import enrollment_token_create
 from protection.models import MachineGroup, Platform
 from tenants.commands import customer_from_option
@@ -31,10 +36,13 @@ class Command(BaseCommand):
             "--platform", required=True, help=f"One of {', '.join(Platform.values)}."
         )
         parser.add_argument("--group", help="Machine group the agent's machines go to.")
+        parser.add_argument(
+            "--cloud", help="Registered VMware/oVirt cloud (by name) the appliance serves."
+        )
         parser.add_argument("--expires-hours", default="24", help="Valid this long (24).")
         parser.add_argument("--uses", default="1", help="How many agents may enroll (1).")
 
-    def handle(self, *args, customer, platform, group, expires_hours, uses, **options):
+    def handle(self, *args, customer, platform, group, cloud, expires_hours, uses, **options):
         target = customer_from_option(customer)
         if not target.is_active:
             raise CommandError(f"Customer {customer!r} is inactive; its agents would be refused.")
@@ -43,11 +51,17 @@ class Command(BaseCommand):
             machine_group = MachineGroup.objects.for_customer(target).filter(name=group).first()
             if machine_group is None:
                 raise CommandError(f"Customer {target.slug} has no machine group {group!r}.")
+        registered = None
+        if cloud is not None:
+            registered = Cloud.objects.for_customer(target).filter(name__iexact=cloud).first()
+            if registered is None:
+                raise CommandError(f"Customer {target.slug} has no cloud {cloud!r}.")
         try:
             new = enrollment_token_create(
                 target,
                 platform=platform,
                 group=machine_group,
+                cloud=registered,
                 expires_hours=_whole_number("--expires-hours", expires_hours),
                 max_uses=_whole_number("--uses", uses),
             )
@@ -55,6 +69,7 @@ class Command(BaseCommand):
             raise CommandError(" ".join(_messages(exc))) from None
         token = new.token
         where = f", group {machine_group.name}" if machine_group else ""
+        where += f", cloud {registered.name}" if registered else ""
         self.stdout.write(
             f"Created enrollment token {token.prefix} for {target.slug} ({token.platform}"
             f"{where}; {token.max_uses} use(s), expires {token.expires_at:%Y-%m-%d %H:%M} UTC). "
