@@ -185,3 +185,33 @@ def test_a_byte_swapped_smbios_uuid_still_places_the_appliance():
         "e0a73142-6b0d-c845-a0b8-1d2e3f405162",
     }
     assert _uuid_forms("vm1") == {"vm1"}  # oVirt ids in the test engine are not UUIDs
+
+
+@pytest.mark.vsphere
+def test_jobs_of_a_served_vm_go_to_its_appliance_never_to_a_second_one(customer):
+    """Two appliances in one cluster: the first placed serves its VMs; the second is told who
+    serves them and never takes their jobs (``jobs/next/`` is per agent)."""
+    from protection.models import JobTrigger
+    from protection.services.jobs import job_queue, job_take_next
+    from protection.services.machines import machines_start_protection
+
+    group = MachineGroupFactory(customer=customer)
+    with running_vcsim(vms=3) as (host, port):
+        cloud = vcsim_cloud(customer, host, port, cluster_level=True)
+        tree = vmware.discover(
+            f"{host}:{port}", "acura", "pw", cluster_level=True,
+            tls_fingerprint=cloud.tls_fingerprint, timeout=10,
+        )  # fmt: skip
+        by_name = {vm.name: vm for vm in tree.vms()}
+        first = appliance(customer, cloud, group, by_name["DC0_C0_RP0_VM0"].bios_uuid)
+        second = appliance(customer, cloud, group, by_name["DC0_C0_RP0_VM1"].bios_uuid)
+        result = cloud_machines_sync(cloud)
+    assert list(result.served) == [first.pk] and result.unplaced == [second.pk]
+    served = Machine.objects.for_customer(customer).filter(agent=first)
+    assert machines_of(first) == ["DC0_C0_RP0_VM2"] and machines_of(second) == []
+    machines_start_protection(customer, list(served))
+    for machine in served.all():  # fresh rows: now protected
+        job_queue(customer, machine, trigger=JobTrigger.MANUAL)
+    assert job_take_next(customer, second) is None
+    taken = job_take_next(customer, first)
+    assert taken is not None and taken.agent_id == first.pk and taken.machine.agent_id == first.pk
