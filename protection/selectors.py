@@ -225,3 +225,15 @@ def job_summary(customer, *, since=None) -> dict:
         "failed": failed.count() if len(recent_failed) == 5 else len(recent_failed),
         "recent_failed": recent_failed,
     }
+
+
+JOB_LOG_LINES = 200
+
+
+def job_log(customer, job, limit: int = JOB_LOG_LINES) -> list:
+    """The last ``limit`` lines its agent logged while running ``job`` (the agent's events
+    that name the job), oldest first: what the machine page shows of the job's steps."""
+    if job is None or job.customer_id != customer.pk:
+        return []
+    newest = job.events.filter(customer_id=customer.pk).order_by("-occurred_at", "-id")[:limit]
+    return list(reversed(newest))

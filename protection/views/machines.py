@@ -15,6 +15,7 @@ from ..forms.machines import MachineBulkForm, MachineFilterForm
 from ..inheritance import effective_for_machine
 from ..models import Machine, MachineGroup
 from ..selectors import (
+    job_log,
     latest_job,
     machine_jobs,
     machine_search,
@@ -109,6 +110,7 @@ class MachineDetailView(OperatorContextMixin, TenantObjectMixin, DetailView):
         machines_with_replication(self.customer, [machine])  # RPO figures, active job
         context["active_job"] = machine.active_job
         context["job"] = machine.active_job or latest_job(self.customer, machine)
+        context["job_log"] = job_log(self.customer, context["job"])
         jobs = machine_jobs(self.customer, machine)
         jobs_page = Paginator(jobs, JOB_PAGE_SIZE).get_page(self.request.GET.get("jobs_page"))
         jobs_page.object_list = with_snapshot_counts(self.customer, jobs_page.object_list)

@@ -70,6 +70,29 @@ def test_vmware_machine_page_shows_cbt_power_thresholds_and_warnings(operator_cl
     assert "snapshot acura-job-1 could not be removed" in page
 
 
+def test_the_machine_page_shows_the_last_jobs_log_and_not_another_jobs(operator_client, customer):
+    from django.utils import timezone
+
+    from clouds.models import AgentEvent
+
+    machine, disk, agent = _vmware_machine(customer)
+    snapshot = _replicate(agent, disk, consistency="crash", change_id="1/1")
+    job = ReplicationJob.objects.for_customer(customer).get(pk=snapshot["job"])
+    ReplicationJob.objects.for_customer(customer).filter(pk=job.pk).update(state=JobState.SUCCEEDED)
+    now = timezone.now()
+    for message in ("storage thresholds passed: LocalDS_0 has 90 % free", "snapshot removed"):
+        AgentEvent.objects.create(
+            customer=customer, agent=agent.agent, job=job, message=message, occurred_at=now
+        )
+    AgentEvent.objects.create(
+        customer=customer, agent=agent.agent, message="heartbeat noise", occurred_at=now
+    )
+    page = operator_client.get(reverse("protection:machine_detail", args=["acme", machine.pk]))
+    body = page.content.decode()
+    assert body.count('data-testid="job-log-line"') == 2
+    assert "LocalDS_0 has 90 % free" in body and "heartbeat noise" not in body
+
+
 def test_a_linux_machine_has_no_vmware_panel(operator_client, machine):
     page = operator_client.get(reverse("protection:machine_detail", args=["acme", machine.pk]))
     assert page.status_code == 200 and 'data-testid="source-platform"' not in page.content.decode()
