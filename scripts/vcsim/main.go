@@ -1,6 +1,11 @@
 // vcsim launcher for tests: govmomi's vSphere API simulator (Debian's
 // golang-github-vmware-govmomi-dev ships the library, not the command).
 // Prints "VCSIM_URL=<sdk url>" once it serves; stops on SIGTERM/SIGINT.
+//
+// The files in simulator/ beside this one are overlaid onto govmomi's package simulator by
+// scripts/build-vcsim: acura_peer.go makes the simulator a replication peer (real disk sizes,
+// snapshots that freeze disks, change block tracking, a test-only guest that writes into
+// disks) and the patched copies of govmomi files carry its hooks (marked "acura:").
 package main
 
 import (
@@ -111,7 +116,24 @@ func main() {
 	deny := flag.String("deny-privileges", "", "comma-separated privilege ids every privilege check refuses")
 	certFile := flag.String("tls-cert", "", "PEM certificate to serve (default: a built-in self-signed one)")
 	keyFile := flag.String("tls-key", "", "PEM private key of -tls-cert")
+	diskMiB := flag.Int64("disk-mib", 0, "every VM disk's capacity in MiB, with a sparse flat file of that size (0: vcsim's 1 MiB disks with empty files)")
+	quiesceFail := flag.String("quiesce-fail", "", "comma-separated VM names whose quiesced snapshots fail with ApplicationQuiesceFault")
+	freePercent := flag.Float64("datastore-free-percent", -1, "datastores report this percentage of their capacity as free (negative: what statfs says)")
+	cbtPage := flag.Int64("cbt-page-mib", 16, "disk span in MiB one QueryChangedDiskAreas answer covers")
 	flag.Parse()
+
+	simulator.AcuraPeer.DiskMiB = *diskMiB
+	simulator.AcuraPeer.QuiesceFail = map[string]bool{}
+	for _, name := range strings.Split(*quiesceFail, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			simulator.AcuraPeer.QuiesceFail[name] = true
+		}
+	}
+	simulator.AcuraPeer.DatastoreFreePercent = *freePercent
+	if *cbtPage < 1 {
+		log.Fatal("-cbt-page-mib must be at least 1")
+	}
+	simulator.AcuraPeer.CBTPageMiB = *cbtPage
 
 	model := simulator.VPX()
 	if *esx {
@@ -127,6 +149,9 @@ func main() {
 	}
 	defer model.Remove()
 	denyPrivileges(*deny)
+	if err := simulator.AcuraPeerInstall(model); err != nil {
+		log.Fatal(err)
+	}
 
 	model.Service.TLS = new(tls.Config)
 	if *certFile != "" {
