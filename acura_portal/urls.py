@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from .api import routes as api_routes  # noqa: F401  (registers every app's viewsets on the router)
+from .api import routes  # noqa: F401  (registers every app's viewsets on the router)
 from .api.router import router
 from .health import healthz
 from .views import DashboardView

@@ -233,7 +233,7 @@ JOB_LOG_LINES = 200
 def job_log(customer, job, limit: int = JOB_LOG_LINES) -> list:
     """The last ``limit`` lines its agent logged while running ``job`` (the agent's events
     that name the job), oldest first: what the machine page shows of the job's steps."""
-    if job is None or job.customer_id != customer.pk:
+    if job is None:
         return []
     newest = job.events.filter(customer_id=customer.pk).order_by("-occurred_at", "-id")[:limit]
     return list(reversed(newest))

@@ -18,7 +18,7 @@ from tenants.api.serializers import error_responses
 
 from ..models import Disk, Machine, MachineGroup, MachineStatus, Platform
 from ..selectors import groups_of, machines_of
-from ..services import machines as services
+from ..services import machines as machine_services
 from .serializers import (
     GroupDeleteSerializer,
     MachineActionResultSerializer,
@@ -98,7 +98,7 @@ class MachineGroupViewSet(TenantModelViewSet):
     def perform_create(self, serializer):
         data = serializer.validated_data
         group = call_service(
-            services.group_create,
+            machine_services.group_create,
             self.customer,
             name=data["name"],
             description=data.get("description", ""),
@@ -108,7 +108,7 @@ class MachineGroupViewSet(TenantModelViewSet):
     def perform_update(self, serializer):
         group, data = serializer.instance, serializer.validated_data
         call_service(
-            services.group_update,
+            machine_services.group_update,
             self.customer,
             group,
             name=data.get("name", group.name),
@@ -126,7 +126,7 @@ class MachineGroupViewSet(TenantModelViewSet):
         )
         target.is_valid(raise_exception=True)
         call_service(
-            services.group_delete,
+            machine_services.group_delete,
             self.customer,
             group,
             move_to=target.validated_data.get("move_to"),
@@ -264,7 +264,7 @@ class MachineViewSet(TenantReadOnlyViewSet):
     def start_protection(self, request, *args, **kwargs):
         data = self._selection(request)
         changed, skipped = call_service(
-            services.machines_start_protection, self.customer, data["machines"]
+            machine_services.machines_start_protection, self.customer, data["machines"]
         )
         return self._result(changed, skipped, "Started protection on", "already protected")
 
@@ -278,7 +278,7 @@ class MachineViewSet(TenantReadOnlyViewSet):
     def stop_protection(self, request, *args, **kwargs):
         data = self._selection(request)
         changed, skipped = call_service(
-            services.machines_stop_protection, self.customer, data["machines"]
+            machine_services.machines_stop_protection, self.customer, data["machines"]
         )
         return self._result(changed, skipped, "Stopped protection on", "not protected")
 
@@ -291,6 +291,6 @@ class MachineViewSet(TenantReadOnlyViewSet):
     def move(self, request, *args, **kwargs):
         data = self._selection(request)
         changed, skipped = call_service(
-            services.machines_move, self.customer, data["machines"], data["group"]
+            machine_services.machines_move, self.customer, data["machines"], data["group"]
         )
         return self._result(changed, skipped, "Moved", "already in that group")

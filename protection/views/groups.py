@@ -10,7 +10,7 @@ from tenants.views.base import CustomerMixin, TenantObjectMixin
 from ..forms.machines import GroupDeleteForm, MachineGroupForm
 from ..models import MachineGroup
 from ..selectors import groups_of
-from ..services import machines as services
+from ..services import machines as machine_services
 from .machines import MachineTableMixin, OperatorContextMixin
 
 
@@ -57,7 +57,7 @@ class GroupCreateView(GroupFormMixin, OperatorContextMixin, CustomerMixin, FormV
     success_message = "Created group {name}."
 
     def save(self, data) -> MachineGroup:
-        return services.group_create(
+        return machine_services.group_create(
             self.customer, name=data["name"], description=data["description"]
         )
 
@@ -70,7 +70,7 @@ class GroupUpdateView(GroupFormMixin, OperatorContextMixin, GroupObjectMixin, Fo
         return {"name": group.name, "description": group.description}
 
     def save(self, data) -> MachineGroup:
-        return services.group_update(
+        return machine_services.group_update(
             self.customer, self.object, name=data["name"], description=data["description"]
         )
 
@@ -107,7 +107,7 @@ class GroupDeleteView(OperatorContextMixin, GroupObjectMixin, FormView):
         name = group.name
         move_to = form.cleaned_data["move_to"]
         try:
-            moved = services.group_delete(self.customer, group, move_to)
+            moved = machine_services.group_delete(self.customer, group, move_to)
         except ValidationError as exc:
             form.add_error(None, exc)
             return self.form_invalid(form)

@@ -23,7 +23,7 @@ from ..selectors import (
     machines_with_replication,
     with_snapshot_counts,
 )
-from ..services import machines as services
+from ..services import machines as machine_services
 
 PAGE_SIZE = 50
 JOB_PAGE_SIZE = 20
@@ -146,19 +146,19 @@ class MachineBulkActionView(CustomerMixin, View):
     def _run(self, data) -> str:
         machines, action = data["machines"], data["action"]
         if action == MachineBulkForm.START:
-            changed, skipped = services.machines_start_protection(self.customer, machines)
+            changed, skipped = machine_services.machines_start_protection(self.customer, machines)
             text = f"Started protection of {_plural(changed, 'machine')}."
             if skipped:
                 text += f" Skipped {skipped} already protected."
             return text
         if action == MachineBulkForm.STOP:
-            changed, skipped = services.machines_stop_protection(self.customer, machines)
+            changed, skipped = machine_services.machines_stop_protection(self.customer, machines)
             text = f"Stopped protection of {_plural(changed, 'machine')}."
             if skipped:
                 text += f" Skipped {skipped} not protected."
             return text
         group = data["group"]
-        moved, skipped = services.machines_move(self.customer, machines, group)
+        moved, skipped = machine_services.machines_move(self.customer, machines, group)
         where = f"group {group.name}" if group else "no group"
         text = f"Moved {_plural(moved, 'machine')} to {where}."
         if skipped:

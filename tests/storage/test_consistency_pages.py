@@ -65,7 +65,7 @@ def test_vmware_machine_page_shows_cbt_power_thresholds_and_warnings(operator_cl
     assert "52 aa 11/7" in page
     assert '<span class="badge status-in_sync">On</span>' in page
     assert "Power off" in page and "Power on" in page
-    assert "≥ 20 % of the VM&#x27;s disk size" in page or "≥ 20 % of the VM's disk size" in page
+    assert "≥ 20 % of the VM's disk size" in page
     assert "Enforced" in page
     assert "snapshot acura-job-1 could not be removed" in page
 
