@@ -284,6 +284,7 @@ def cmd_snapshots(args) -> dict:
         echo(
             f"{snap.get('id')}  machine {snap.get('machine')}  disk {snap.get('disk')}  "
             f"{snap.get('created_at')}  {snap.get('disk_size')} bytes  {snap.get('state')}"
+            f"{'  ' + snap['consistency'] if snap.get('consistency') else ''}"
         )
     return {"count": len(found), "snapshots": found}
 

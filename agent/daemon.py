@@ -224,18 +224,21 @@ class Daemon:
             self.job_halt.stop(self.halt.reason or "stopping")
         sources: list[DiskSource] = []
         try:
-            sources = self._sources(job)
-            result = replicate_disks(
-                self.client,
-                job["machine"]["id"],
-                sources,
-                job=job,
-                state_dir=self.config.state_dir,
-                threads=self.config.threads,
-                bandwidth_limit_mbps=self.config.get("bandwidth_limit_mbps"),
-                halt=self.job_halt,
-                on_progress=self._track,
-            )
+            if self._runs_vmware():
+                result = self._vmware_job(job)
+            else:
+                sources = self._sources(job)
+                result = replicate_disks(
+                    self.client,
+                    job["machine"]["id"],
+                    sources,
+                    job=job,
+                    state_dir=self.config.state_dir,
+                    threads=self.config.threads,
+                    bandwidth_limit_mbps=self.config.get("bandwidth_limit_mbps"),
+                    halt=self.job_halt,
+                    on_progress=self._track,
+                )
             log.info(
                 "job %s %s: %d snapshot(s), %.1f MiB read, %.1f MiB sent, %d new chunks",
                 job_id,
@@ -256,6 +259,31 @@ class Daemon:
 
     def _track(self, progress) -> None:
         self.progress = progress
+
+    def _runs_vmware(self) -> bool:
+        return inventory.is_appliance(self.config) and self.config.get("platform") == "vmware"
+
+    def _vmware_job(self, job: dict):
+        """A VM's job through vCenter (snapshot, CBT, datastore reads); pyVmomi is imported
+        only here, so an agent without it (Linux, Windows) never needs it."""
+        try:
+            from .vmware.job import VMwareJob
+        except ImportError as exc:
+            message = (
+                f"this appliance cannot replicate VMware VMs: the Python module pyVmomi is "
+                f"missing ({exc}); install it with pip install -r agent/requirements-vmware.txt"
+            )
+            self._report_failed(job["id"], message)
+            raise AgentError(message) from None
+        return VMwareJob(
+            self.client,
+            job,
+            state_dir=self.config.state_dir,
+            threads=self.config.threads,
+            bandwidth=self.config.get("bandwidth_limit_mbps"),
+            halt=self.job_halt,
+            on_progress=self._track,
+        ).run()
 
     def _sources(self, job: dict) -> list[DiskSource]:
         """Open the job's disks; a disk that is not here fails the job (reported)."""

@@ -93,8 +93,12 @@ class DiskPipeline:
         progress: Progress | None = None,
         halt: threading.Event | None = None,
         before_commit=None,
+        zero_elsewhere: bool = False,
     ):
         self.client, self.session, self.disk = client, session, disk
+        # ``positions`` are the only allocated chunks (VMware's changed areas since "*"):
+        # every other chunk is a zero chunk, whatever the base held.
+        self.zero_elsewhere = zero_elsewhere and positions is not None
         self.before_commit = before_commit
         self.cs = int(session["chunk_size"])
         self.size = disk.size
@@ -112,7 +116,7 @@ class DiskPipeline:
             base = None
         self.base = base
         self.digests = bytearray(self.entries * DIGEST_SIZE)
-        if base is not None:
+        if base is not None and not self.zero_elsewhere:
             common = min(len(base.digests), len(self.digests))
             self.digests[:common] = base.digests[:common]
         self.positions = self._positions(positions)
@@ -134,6 +138,8 @@ class DiskPipeline:
         self.counts = {"chunks_sent": 0, "new_chunks": 0, "bytes_read": 0, "bytes_sent": 0}
 
     def _positions(self, positions: list[int] | None) -> list[int] | range:
+        if self.zero_elsewhere:
+            return sorted({p for p in positions if p < self.entries})
         if positions is None or self.base is None:
             if positions is not None:
                 log.info("%s: no base snapshot, so every chunk is read", self.disk.key)

@@ -21,13 +21,14 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .changes import Extent, chunk_positions
 from .disk import SourceDisk
 from .errors import AgentError, Cancelled, ServerError, UnreachableError
-from .index import IndexCache, base_index
+from .index import DiskIndex, IndexCache, base_index
 from .pipeline import DiskPipeline
 from .progress import Halt, Progress, Reporter
 from .throttle import Throttle, mbps_to_bytes
@@ -38,11 +39,27 @@ RESUMABLE_STATES = ("running", "committing")
 
 
 @dataclass
+class ReadPlan:
+    """What to read of a disk: ``extents`` or, None, all of it. ``zero_elsewhere``: the
+    extents are the disk's only allocated areas (everything else reads as zeros), so no base
+    is needed; otherwise they are the areas changed since the base snapshot."""
+
+    extents: list[Extent] | None = None
+    zero_elsewhere: bool = False
+
+
+@dataclass
 class DiskSource:
-    """A disk to replicate; ``extents`` (changed areas since the base) or None for all."""
+    """A disk to replicate; ``extents`` (changed areas since the base) or None for all.
+
+    ``open_fields`` go into the upload session's opening (``consistency``, ``change_id``);
+    ``plan``, when given, decides the extents once the session is open — from its answer
+    (``base_change_id``) and the base index — instead of ``extents``."""
 
     disk: SourceDisk
     extents: list[Extent] | None = None
+    open_fields: dict = field(default_factory=dict)
+    plan: Callable[[dict, DiskIndex | None], ReadPlan] | None = None
 
 
 @dataclass
@@ -133,6 +150,7 @@ def replicate_disks(
     echo=None,
     on_progress=None,
     progress_interval: float = 1.0,
+    before_result: Callable[[bool], dict] | None = None,
 ) -> JobResult:
     """Replicate ``sources`` of machine ``machine_id`` (a server id) as one job.
 
@@ -140,7 +158,10 @@ def replicate_disks(
     without one, a crashed run's job is resumed or a new one created. ``halt`` stops the
     job from outside (signals); ``echo`` receives a progress line about once a second;
     ``on_progress`` gets the job's :class:`Progress` (the daemon's heartbeat reads it).
-    Raises :class:`AgentError` after reporting the failure."""
+    ``before_result(succeeded)`` runs once the disks are committed (or the job failed), just
+    before the result is reported, and returns more fields for it (``warnings``,
+    ``change_tracking``): a VMware job removes its snapshot there. Raises
+    :class:`AgentError` after reporting the failure."""
     started = time.monotonic()
     halt = halt if halt is not None else Halt()
     threads = threads or os.cpu_count() or 2
@@ -179,13 +200,15 @@ def replicate_disks(
                 progress.add(bytes_done=source.disk.size)
                 continue
             progress.set_phase(f"opening {key}")
-            session = client.json(
-                "POST", "upload-sessions/", {"machine": machine_id, "disk": key, "job": job_id}
-            )
+            opening = {"machine": machine_id, "disk": key, "job": job_id, **source.open_fields}
+            session = client.json("POST", "upload-sessions/", opening)
             base = base_index(client, cache, machine_id, key, session)
+            plan = ReadPlan(source.extents)
+            if source.plan is not None:
+                plan = source.plan(session, base)
             positions = None
-            if source.extents is not None:
-                positions = chunk_positions(source.extents, int(session["chunk_size"]))
+            if plan.extents is not None:
+                positions = chunk_positions(plan.extents, int(session["chunk_size"]))
             result = DiskPipeline(
                 client,
                 session,
@@ -197,6 +220,7 @@ def replicate_disks(
                 progress=progress,
                 halt=halt,
                 before_commit=reporter.committing,
+                zero_elsewhere=plan.zero_elsewhere,
             ).run()
             session = None
             if cache is not None:
@@ -208,14 +232,24 @@ def replicate_disks(
         progress.set_phase("done")
         reporter.stop()
         snapshots = [done[s.disk.key] for s in sources]
+        extra = before_result(True) if before_result is not None else {}
+        before_result = None  # it ran; a failure from here on must not run it again
         answer = client.json(
             "POST",
             f"jobs/{job_id}/result/",
-            {"state": "succeeded", "snapshots": snapshots, **_counters(progress)},
+            {"state": "succeeded", "snapshots": snapshots, **_counters(progress), **extra},
         )
     except BaseException as exc:
         reporter.stop()
-        error = _fail(client, records, machine_id, job_id, session, progress, reporter, halt, exc)
+        extra = {}
+        if before_result is not None:
+            try:
+                extra = before_result(False)
+            except Exception:  # the job's own error is the one to report
+                log.exception("cleaning up after job %s failed", job_id)
+        error = _fail(
+            client, records, machine_id, job_id, session, progress, reporter, halt, exc, extra
+        )
         raise error from (None if isinstance(exc, AgentError) else exc)
     if records is not None:
         records.clear(machine_id)
@@ -255,7 +289,7 @@ def _disk_summary(result) -> dict:
     }
 
 
-def _fail(client, records, machine_id, job_id, session, progress, reporter, halt, exc):
+def _fail(client, records, machine_id, job_id, session, progress, reporter, halt, exc, extra):
     """Abort the open session and report the job failed; returns the error to raise."""
     if isinstance(exc, AgentError):
         error = exc
@@ -273,7 +307,7 @@ def _fail(client, records, machine_id, job_id, session, progress, reporter, halt
             client.json("POST", f"upload-sessions/{session['id']}/abort/", {"reason": str(error)})
     ended = reporter.reason is not None  # the server ended the job itself (cancel / 409)
     if not ended:
-        body = {"state": "failed", "error": str(error)[:1000], "snapshots": []}
+        body = {"state": "failed", "error": str(error)[:1000], "snapshots": [], **extra}
         try:
             client.json("POST", f"jobs/{job_id}/result/", {**body, **_counters(progress)})
             ended = True

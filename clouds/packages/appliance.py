@@ -105,7 +105,10 @@ def build_archive(spec: PackageSpec, config: dict, work: Path, target: Path) -> 
     stage = Stage(work / top)
     files = Stage(stage.root / "files")
     values = {"name": NAME, "prefix": PREFIX, "config": CONFIG}
-    files.copy_agent(f"{PREFIX[1:]}/agent")
+    # The VMware appliance carries the VMware job runner (pyvmomi, appliance-only); oVirt's
+    # data path is not part of this agent version yet.
+    runners = ("vmware",) if spec.platform == "vmware" else ()
+    files.copy_agent(f"{PREFIX[1:]}/agent", subpackages=runners)
     files.write(f"{PREFIX[1:]}/bin/{NAME}-start", render("linux/start", **values), 0o755)
     files.write("usr/bin/acura-agent", render("linux/acura-agent", **values), 0o755)
     files.write(CONFIG[1:], config_json(config), 0o600)
@@ -130,6 +133,8 @@ def build_archive(spec: PackageSpec, config: dict, work: Path, target: Path) -> 
         network=network_summary(network),
     )
     stage.write("README.txt", readme)
-    stage.write("install.sh", render("appliance/install.sh", title=about["title"]), 0o755)
+    requires = "pyVmomi" if spec.platform == "vmware" else ""
+    install = render("appliance/install.sh", title=about["title"], requires=requires)
+    stage.write("install.sh", install, 0o755)
     stage.settle()
     write_tar_gz(target, stage, top)

@@ -121,19 +121,26 @@ class Stage:
         path.chmod(mode)
         return path
 
-    def copy_agent(self, relative: str, *, crlf: bool = False) -> list[str]:
-        """The agent package's sources (``*.py``, its docs and requirements), no caches;
-        returns the staged paths relative to the root."""
+    def copy_agent(
+        self, relative: str, *, crlf: bool = False, subpackages: tuple[str, ...] = ()
+    ) -> list[str]:
+        """The agent package's sources (``*.py``, its docs and requirements), no caches, plus
+        the named subpackages (``vmware``: the appliance's VMware job runner, which host
+        agents do not carry); returns the staged paths relative to the root."""
         staged = []
-        for source in sorted(AGENT_DIR.iterdir()):
-            if not source.is_file() or source.suffix not in (".py", ".md", ".txt"):
-                continue
-            data = source.read_bytes()
-            if crlf and source.suffix in (".md", ".txt"):
-                data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-            target = f"{relative}/{source.name}"
-            self.write(target, data)
-            staged.append(target)
+        for folder, target_dir in [
+            (AGENT_DIR, relative),
+            *((AGENT_DIR / name, f"{relative}/{name}") for name in subpackages),
+        ]:
+            for source in sorted(folder.iterdir()):
+                if not source.is_file() or source.suffix not in (".py", ".md", ".txt"):
+                    continue
+                data = source.read_bytes()
+                if crlf and source.suffix in (".md", ".txt"):
+                    data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+                target = f"{target_dir}/{source.name}"
+                self.write(target, data)
+                staged.append(target)
         return staged
 
     def files(self) -> Iterator[Path]:

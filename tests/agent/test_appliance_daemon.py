@@ -1,7 +1,7 @@
 """A VMware / oVirt appliance's daemon: it tells the portal its own VM's SMBIOS UUID in its
 heartbeat, never reports the VM it runs in as a machine (the portal discovers its cloud's
-VMs for it), and fails a job for a VM with a clear message, since reading VM disks through
-the platform's API is not part of this agent version."""
+VMs for it). An oVirt appliance fails a job for a VM with a clear message, since reading oVirt
+disks is not part of this agent version yet (VMware jobs: tests/agent/test_vmware_job.py)."""
 
 import json
 import os
@@ -38,10 +38,10 @@ def test_an_appliance_reports_its_vm_and_no_machine_and_fails_vm_jobs_clearly(
     live_server, customer, tmp_path
 ):
     cloud = cloud_create(
-        customer, platform="vmware", name="vcenter", endpoint="vcenter.invalid",
+        customer, platform="ovirt", name="engine", endpoint="engine.invalid",
         login="backup", password="pw", check=False,
     )  # fmt: skip
-    token = enrollment_token_create(customer, platform="vmware", cloud=cloud)
+    token = enrollment_token_create(customer, platform="ovirt", cloud=cloud)
     enrolled = agent_enroll(token.text, hostname="appliance-01", version="test")
     path = tmp_path / "agent.json"
     path.write_text(
@@ -50,7 +50,7 @@ def test_an_appliance_reports_its_vm_and_no_machine_and_fails_vm_jobs_clearly(
                 "server": live_server.url,
                 "credential": enrolled.text,
                 "agent_id": enrolled.agent.pk,
-                "platform": "vmware",
+                "platform": "ovirt",
                 "role": "appliance",
                 "vm_uuid": "4231A7E0-0D6B-45C8-A0B8-1D2E3F405162",
                 "retries": 1,
@@ -63,7 +63,7 @@ def test_an_appliance_reports_its_vm_and_no_machine_and_fails_vm_jobs_clearly(
     config = Config.load(path)
     # A VM of its cloud, discovered for it by the portal and protected by the customer.
     vm = Machine.objects.create(
-        customer=customer, platform="vmware", external_id=f"vm-{os.urandom(3).hex()}",
+        customer=customer, platform="ovirt", external_id=f"vm-{os.urandom(3).hex()}",
         name="web-vm", agent=enrolled.agent,
     )  # fmt: skip
     machines_start_protection(customer, Machine.objects.for_customer(customer).filter(pk=vm.pk))
@@ -89,6 +89,6 @@ def test_an_appliance_reports_its_vm_and_no_machine_and_fails_vm_jobs_clearly(
     finally:
         daemon.stop("test over")
         runner.join(timeout=30)
-    assert "reading VM disks through the vmware API" in done.error_message
+    assert "reading VM disks through the ovirt API" in done.error_message
     assert list(Machine.objects.for_customer(customer).values_list("name", flat=True)) == ["web-vm"]
     client_from_config(config).close()

@@ -194,6 +194,7 @@ def test_deb_control_fields_and_contents(built):
     assert "./opt/hlragent/agent/cli.py" in listing
     assert "./opt/hlragent/agent/__main__.py" in listing
     assert not any("__pycache__" in name or "/usr/src/" in name for name in listing)
+    assert not any("/agent/vmware" in name for name in listing)  # the appliance's only
 
 
 def test_deb_maintainer_scripts_and_conffile(built, tmp_path):
@@ -492,6 +493,9 @@ def test_vmware_appliance_archive_with_static_network(built, tmp_path):
             "files/usr/bin/acura-agent": 0o755,
             "files/opt/hvragent/bin/hvragent-start": 0o755,
             "files/opt/hvragent/agent/daemon.py": 0o644,
+            "files/opt/hvragent/agent/vmware/job.py": 0o644,
+            "files/opt/hvragent/agent/vmware/datastore.py": 0o644,
+            "files/opt/hvragent/agent/requirements-vmware.txt": 0o644,
         }.items():
             assert members[f"{top}/{name}"].mode == mode, name
         tar.extractall(tmp_path, filter="data")
@@ -542,9 +546,34 @@ def test_appliance_install_script_installs_into_a_root(built, tmp_path):
     assert version.stdout.strip() == f"acura-agent {VERSION}"
 
 
+def test_vmware_appliance_install_refuses_a_python_without_pyvmomi(built, tmp_path):
+    """The VMware job runner needs pyVmomi: install.sh says how to get it, installs nothing."""
+    archive = built("vmware", PackageSpec("vmware", network=STATIC))
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path, filter="data")
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "pyVmomi.py").write_text("raise ImportError('not installed here')\n")
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    shim = shims / "python3"
+    shim.write_text(f'#!/bin/sh\nPYTHONPATH={hide} exec {sys.executable} "$@"\n')
+    shim.chmod(0o755)
+    root = tmp_path / "root"
+    env = {"PATH": f"{shims}:/usr/bin:/bin", "HVRAGENT_ROOT": str(root)}
+    installer = tmp_path / "hvragent-vmware-appliance/install.sh"
+    done = subprocess.run([installer], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "needs the Python module pyVmomi" in done.stderr
+    assert "requirements-vmware.txt" in done.stderr
+    assert not (root / "etc/hvragent").exists()
+
+
 def test_ovirt_appliance_with_dhcp_and_reproducible_bytes(built, tmp_path):
     archive = built("ovirt", PackageSpec("ovirt"))
     assert archive.name == "hvragent-ovirt-appliance.tar.gz"
+    with tarfile.open(archive) as tar:
+        assert not any("/agent/vmware/" in name for name in tar.getnames())
     top = "hvragent-ovirt-appliance"
     with tarfile.open(archive) as tar:
         keyfile = tar.extractfile(

@@ -1,0 +1,243 @@
+"""The VMware appliance's job runner (agent/vmware) against the real agent API (the live
+server) and the vSphere simulator as the replication peer: snapshots that freeze the disk,
+CBT (``*`` then change ids, paged), /folder Range reads, the quiesce strategy, power actions,
+storage thresholds, leftover snapshots, a CBT reset, vCenter failures."""
+
+import os
+
+import pytest
+from pyVim.task import WaitForTask
+
+from agent.errors import AgentError
+from agent.vmware import snapshots as vmware_snapshots
+from clouds.services.clouds import seal
+from protection.models import JobState, Machine
+from storage.models import Snapshot
+from tests.vsphere_support import running_vcsim
+
+from .vmware_support import MIB, Appliance
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.vsphere]
+
+DISK_MIB = 8
+DISK = DISK_MIB * MIB
+CS = 64 * 1024  # tests/conftest.py's chunk size
+VM = "DC0_H0_VM1"
+QUIESCE_FAILS = "DC0_H0_VM2"
+
+
+@pytest.fixture
+def peer():
+    with running_vcsim(
+        vms=3, disk_mib=DISK_MIB, quiesce_fail=[QUIESCE_FAILS], user="acura", password="pw",
+        cbt_page_mib=2,  # four pages per disk: the runner must follow startOffset
+    ) as where:  # fmt: skip
+        yield where
+
+
+@pytest.fixture
+def appliance(peer, live_server, customer, tmp_path):
+    a = Appliance(customer, live_server.url, tmp_path, *peer)
+    yield a
+    a.close()
+
+
+def snapshot_of(appliance, job):
+    (snap,) = Snapshot.objects.for_customer(appliance.customer).filter(job=job)
+    return snap
+
+
+def chunks_touched(*spans):
+    return len({p for off, n in spans for p in range(off // CS, (off + n - 1) // CS + 1)})
+
+
+def test_first_and_incremental_replication_read_only_what_cbt_lists(appliance, tmp_path):
+    appliance.protect(VM)
+    assert not appliance.change_tracking(VM)
+    first = [(1 * MIB + 5, os.urandom(300_000)), (6 * MIB, b"end of disk" * 1000)]
+    for offset, data in first:
+        appliance.write(VM, offset, data)
+
+    _, job = appliance.run_job(VM)
+
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    assert job.warnings == []
+    snap1 = snapshot_of(appliance, job)
+    assert snap1.consistency == "application" and snap1.change_id
+    # "*": only the allocated areas were read, the rest is known to be zeros
+    allocated = chunks_touched(*((o, len(d)) for o, d in first))
+    assert allocated * CS - CS <= job.bytes_read <= allocated * CS
+    point1 = appliance.whole_disk(VM, DISK)
+    assert appliance.change_tracking(VM)
+    assert appliance.snapshot_names(VM) == []  # the job's snapshot is removed
+    machine = Machine.objects.for_customer(appliance.customer).get(pk=job.machine_id)
+    assert machine.change_tracking is True
+
+    changes = [(2 * MIB + 100, os.urandom(5000)), (7 * MIB + 60_000, os.urandom(70_000))]
+    for offset, data in changes:
+        appliance.write(VM, offset, data)
+
+    _, job2 = appliance.run_job(VM)
+
+    assert job2.state == JobState.SUCCEEDED, job2.error_message
+    snap2 = snapshot_of(appliance, job2)
+    assert snap2.change_id != snap1.change_id and snap2.consistency == "application"
+    changed = chunks_touched(*((o, len(d)) for o, d in changes))
+    written = sum(len(d) for _, d in changes)
+    assert written <= job2.bytes_read <= changed * CS  # within one chunk per changed area
+    point2 = appliance.whole_disk(VM, DISK)
+    assert point2 != point1
+    assert appliance.restore(snap1.pk, tmp_path / "one.raw") == point1
+    assert appliance.restore(snap2.pk, tmp_path / "two.raw") == point2
+    assert appliance.snapshot_names(VM) == []
+
+
+def test_what_the_guest_writes_during_the_job_is_not_in_its_point_in_time(
+    appliance, tmp_path, monkeypatch
+):
+    """The job reads the frozen layer: what the guest writes after the snapshot is not in it."""
+    appliance.protect(VM)
+    appliance.write(VM, 0, b"A" * CS)
+    frozen = appliance.whole_disk(VM, DISK)
+    take = vmware_snapshots.take
+
+    def take_then_write(*args, **kwargs):
+        taken = take(*args, **kwargs)
+        appliance.write(VM, 0, b"B" * CS)  # the guest writes on while the job reads
+        return taken
+
+    monkeypatch.setattr(vmware_snapshots, "take", take_then_write)
+    _, job = appliance.run_job(VM)
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    assert appliance.restore(snapshot_of(appliance, job).pk, tmp_path / "a.raw") == frozen
+    assert appliance.read(VM, 0, 4) == b"BBBB"
+
+
+def test_quiesce_failure_falls_back_to_a_crash_consistent_snapshot(appliance):
+    appliance.protect(QUIESCE_FAILS)
+    _, job = appliance.run_job(QUIESCE_FAILS)
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    assert snapshot_of(appliance, job).consistency == "crash"
+    (warning,) = job.warnings
+    assert warning.startswith(f"quiescing VM {QUIESCE_FAILS} failed") and "crash" in warning
+    assert appliance.snapshot_names(QUIESCE_FAILS) == []
+
+
+def test_enforced_quiescing_fails_the_job_and_leaves_no_snapshot(appliance):
+    appliance.set_cloud(enforce_quiesce=True)
+    appliance.protect(QUIESCE_FAILS)
+    outcome, job = appliance.run_job(QUIESCE_FAILS)
+    assert isinstance(outcome, AgentError)
+    assert job.state == JobState.FAILED
+    assert f"quiescing VM {QUIESCE_FAILS} failed" in job.error_message
+    assert "enforces the quiesce strategy" in job.error_message
+    assert not Snapshot.objects.for_customer(appliance.customer).filter(job=job).exists()
+    assert appliance.snapshot_names(QUIESCE_FAILS) == []
+
+
+def test_power_off_at_start_and_power_on_at_finish(appliance):
+    appliance.protect(VM)
+    appliance.set_cloud(on_replication_start="power_off", on_replication_finish="none")
+    _, job = appliance.run_job(VM)
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    assert appliance.power_state(VM) == "poweredOff"  # the finish action said: leave it
+
+    appliance.set_cloud(on_replication_start="power_off", on_replication_finish="power_on")
+    _, job = appliance.run_job(VM)  # already off at start: not an error
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    assert appliance.power_state(VM) == "poweredOn"
+
+
+def test_the_finish_power_action_runs_when_the_job_fails_after_the_start(appliance):
+    appliance.set_cloud(
+        enforce_quiesce=True, on_replication_start="power_off", on_replication_finish="power_on"
+    )
+    appliance.protect(QUIESCE_FAILS)
+    assert appliance.power_state(QUIESCE_FAILS) == "poweredOn"
+    _, job = appliance.run_job(QUIESCE_FAILS)
+    assert job.state == JobState.FAILED and "quiescing" in job.error_message
+    assert appliance.power_state(QUIESCE_FAILS) == "poweredOn"
+
+
+def test_a_leftover_snapshot_of_a_crashed_job_is_removed_by_the_next_one(appliance):
+    appliance.protect(VM)
+    appliance.take_snapshot(VM, "acura-job-999")  # what a job killed mid-way leaves
+    appliance.take_snapshot(VM, "before upgrade")  # the customer's own: never touched
+    _, job = appliance.run_job(VM)
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    assert appliance.snapshot_names(VM) == ["before upgrade"]
+
+
+def test_a_cbt_reset_falls_back_to_a_full_read_compared_with_the_base(appliance, tmp_path):
+    appliance.protect(VM)
+    appliance.write(VM, 3 * MIB, os.urandom(CS))
+    _, job = appliance.run_job(VM)
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    appliance.set_change_tracking(VM, False)  # an admin resets CBT: old change ids are void
+    appliance.set_change_tracking(VM, True)
+    appliance.write(VM, 5 * MIB, os.urandom(3 * CS))
+
+    _, job2 = appliance.run_job(VM)
+
+    assert job2.state == JobState.SUCCEEDED, job2.error_message
+    assert job2.bytes_read == DISK  # read whole, compared chunk by chunk with the base
+    (warning,) = job2.warnings
+    assert "no longer accepts change id" in warning
+    expected = appliance.whole_disk(VM, DISK)
+    assert appliance.restore(snapshot_of(appliance, job2).pk, tmp_path / "r.raw") == expected
+    assert job2.bytes_sent < 4 * CS + 64 * 1024  # only the changed chunks went over the wire
+
+
+@pytest.mark.parametrize(
+    "fields, refusal",
+    [
+        ({"disk_storage_threshold_percent": 50}, "threshold per machine disk asks for 50 %"),
+        ({"free_space_threshold_percent": 10}, "below the free space storage threshold of 10 %"),
+    ],
+)
+def test_a_storage_threshold_refuses_the_job_and_touches_nothing(
+    live_server, customer, tmp_path, fields, refusal
+):
+    # 0.001 % of vcsim's 252 GiB datastore is ~2.6 MB: less than half of the 8 MiB disk
+    with running_vcsim(vms=2, disk_mib=DISK_MIB, datastore_free_percent=0.001) as peer:
+        appliance = Appliance(customer, live_server.url, tmp_path, *peer)
+        try:
+            appliance.set_cloud(on_replication_start="power_off", **fields)
+            appliance.protect(VM)
+            _, job = appliance.run_job(VM)
+            assert job.state == JobState.FAILED
+            assert "datastore LocalDS_0 has 0.0 GiB free" in job.error_message
+            assert refusal in job.error_message
+            assert "nothing on the VM was changed" in job.error_message
+            assert appliance.power_state(VM) == "poweredOn"
+            assert appliance.snapshot_names(VM) == []
+            assert not appliance.change_tracking(VM)
+        finally:
+            appliance.close()
+
+
+def test_a_vm_gone_from_vcenter_fails_the_job_clearly(appliance):
+    appliance.protect(VM)
+    vm = appliance.vm(VM)
+    WaitForTask(vm.PowerOffVM_Task())
+    WaitForTask(vm.Destroy_Task())
+    _, job = appliance.run_job(VM)
+    assert job.state == JobState.FAILED
+    assert f"VM '{VM}'" in job.error_message and "is not in vCenter" in job.error_message
+
+
+def test_credentials_no_longer_valid_fail_the_job_clearly(appliance):
+    appliance.protect(VM)
+    appliance.set_cloud(password_sealed=seal("changed-by-someone"))
+    _, job = appliance.run_job(VM)
+    assert job.state == JobState.FAILED
+    assert "refused the login 'acura'" in job.error_message
+    assert "no longer valid" in job.error_message
+
+
+def test_an_unreachable_vcenter_fails_the_job_clearly(appliance):
+    appliance.protect(VM)
+    appliance.set_cloud(endpoint="127.0.0.1:9")  # nothing listens on the discard port
+    _, job = appliance.run_job(VM)
+    assert job.state == JobState.FAILED
+    assert "cannot reach" in job.error_message and "127.0.0.1:9" in job.error_message
