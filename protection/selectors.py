@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, Max, Q, QuerySet
 from django.utils import timezone
 
 from .inheritance import PolicySet
@@ -164,21 +164,22 @@ def machine_jobs(customer, machine: Machine) -> QuerySet[ReplicationJob]:
 
 
 def with_snapshot_counts(customer, jobs) -> list[ReplicationJob]:
-    """The page's jobs with ``snapshot_count`` set, in one query. Counted for the page only:
-    an aggregate on the paginated queryset would make its COUNT group the whole history."""
+    """The page's jobs with ``snapshot_count`` and ``consistency`` set, in one query. Counted
+    for the page only: an aggregate on the paginated queryset would make its COUNT group the
+    whole history. ``consistency`` is the weakest of the job's snapshots ("crash" sorts after
+    "application"; blank when none was recorded)."""
     jobs = list(jobs)
-    counts = (
-        dict(
-            ReplicationJob.objects.for_customer(customer)
-            .filter(pk__in=[j.pk for j in jobs])
-            .annotate(n=Count("snapshots"))
-            .values_list("pk", "n")
-        )
+    rows = (
+        ReplicationJob.objects.for_customer(customer)
+        .filter(pk__in=[j.pk for j in jobs])
+        .annotate(n=Count("snapshots"), weakest=Max("snapshots__consistency"))
+        .values_list("pk", "n", "weakest")
         if jobs
-        else {}
+        else []
     )
+    found = {pk: (n, weakest or "") for pk, n, weakest in rows}
     for job in jobs:
-        job.snapshot_count = counts.get(job.pk, 0)
+        job.snapshot_count, job.consistency = found.get(job.pk, (0, ""))
     return jobs
 
 

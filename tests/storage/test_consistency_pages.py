@@ -105,3 +105,30 @@ def test_another_customers_vmware_machine_is_a_404(operator_client, other_custom
         reverse("storage:machine_snapshots", args=["acme", machine.pk]),
     ):
         assert operator_client.get(url).status_code == 404
+
+
+def test_the_job_tables_show_the_consistency_of_each_jobs_snapshots(operator_client, customer):
+    machine, disk, agent = _vmware_machine(customer)
+    jobs = ReplicationJob.objects.for_customer(customer)
+
+    def replicated(**extra):  # each in a job of its own
+        snapshot = _replicate(agent, disk, **extra)
+        jobs.filter(pk=snapshot["job"]).update(state=JobState.SUCCEEDED)
+        return snapshot
+
+    quiesced = replicated(consistency="application", change_id="52 aa/1")
+    crashed = replicated(consistency="crash", change_id="52 aa/2")
+    unknown = replicated()
+    assert len({quiesced["job"], crashed["job"], unknown["job"]}) == 3
+    for url in (
+        reverse("protection:machine_detail", args=["acme", machine.pk]),
+        reverse("protection:job_list", args=["acme"]),
+    ):
+        body = operator_client.get(url).content.decode()
+        rows = {
+            job: body.split(f'data-job-row="{job}"', 1)[1].split("</tr>", 1)[0]
+            for job in (quiesced["job"], crashed["job"], unknown["job"])
+        }
+        assert 'data-testid="job-consistency">Application-consistent' in rows[quiesced["job"]]
+        assert 'data-testid="job-consistency">Crash-consistent' in rows[crashed["job"]]
+        assert "job-consistency" not in rows[unknown["job"]]
