@@ -31,6 +31,7 @@ def running_vcsim(
     quiesce_fail=(),
     datastore_free_percent=None,
     cbt_page_mib=None,
+    snapshot_remove_fail=0,
 ):
     """Start a simulated vCenter (1 datacenter, a 3-host cluster and a standalone host);
     yields ``(host, port)``. With ``user`` it accepts exactly that login, else any.
@@ -43,7 +44,8 @@ def running_vcsim(
     VM disk that capacity and a sparse flat file of that size (default: 1 MiB, empty files);
     ``quiesce_fail``: VM names whose quiesced snapshots fail (``ApplicationQuiesceFault``);
     ``datastore_free_percent``: datastores report that share of their capacity as free;
-    ``cbt_page_mib``: disk span one ``QueryChangedDiskAreas`` answer covers (default 16)."""
+    ``cbt_page_mib``: disk span one ``QueryChangedDiskAreas`` answer covers (default 16);
+    ``snapshot_remove_fail``: the first that many snapshot removals fail (``FileLocked``)."""
     if not VCSIM.exists():
         raise AssertionError(f"{VCSIM} is missing: run scripts/build-vcsim (scripts/test does)")
     argv = [str(VCSIM), "-vm", str(vms)]
@@ -61,6 +63,8 @@ def running_vcsim(
         argv += ["-datastore-free-percent", str(datastore_free_percent)]
     if cbt_page_mib is not None:
         argv += ["-cbt-page-mib", str(cbt_page_mib)]
+    if snapshot_remove_fail:
+        argv += ["-snapshot-remove-fail", str(snapshot_remove_fail)]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = process.stdout.readline()

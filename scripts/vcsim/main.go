@@ -120,6 +120,7 @@ func main() {
 	quiesceFail := flag.String("quiesce-fail", "", "comma-separated VM names whose quiesced snapshots fail with ApplicationQuiesceFault")
 	freePercent := flag.Float64("datastore-free-percent", -1, "datastores report this percentage of their capacity as free (negative: what statfs says)")
 	cbtPage := flag.Int64("cbt-page-mib", 16, "disk span in MiB one QueryChangedDiskAreas answer covers")
+	removeFail := flag.Int64("snapshot-remove-fail", 0, "the first N snapshot removals fail with FileLocked")
 	flag.Parse()
 
 	simulator.AcuraPeer.DiskMiB = *diskMiB
@@ -134,6 +135,7 @@ func main() {
 		log.Fatal("-cbt-page-mib must be at least 1")
 	}
 	simulator.AcuraPeer.CBTPageMiB = *cbtPage
+	simulator.AcuraPeer.RemoveFailures = *removeFail
 
 	model := simulator.VPX()
 	if *esx {

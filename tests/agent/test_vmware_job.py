@@ -241,3 +241,72 @@ def test_an_unreachable_vcenter_fails_the_job_clearly(appliance):
     _, job = appliance.run_job(VM)
     assert job.state == JobState.FAILED
     assert "cannot reach" in job.error_message and "127.0.0.1:9" in job.error_message
+
+
+def test_a_snapshot_that_cannot_be_removed_is_a_warning_and_goes_next_time(
+    live_server, customer, tmp_path
+):
+    with running_vcsim(vms=2, disk_mib=DISK_MIB, snapshot_remove_fail=1) as peer:
+        appliance = Appliance(customer, live_server.url, tmp_path, *peer)
+        try:
+            appliance.protect(VM)
+            _, job = appliance.run_job(VM)
+            assert job.state == JobState.SUCCEEDED, job.error_message  # the data is safe
+            (warning,) = job.warnings
+            assert warning.startswith(f"the VMware snapshot acura-job-{job.pk} of VM {VM} could")
+            assert "FileLocked" in warning and "tried again on the next job" in warning
+            assert appliance.snapshot_names(VM) == [f"acura-job-{job.pk}"]
+
+            _, job2 = appliance.run_job(VM)
+
+            assert job2.state == JobState.SUCCEEDED, job2.error_message
+            assert job2.warnings == [] and appliance.snapshot_names(VM) == []
+        finally:
+            appliance.close()
+
+
+def test_disks_added_grown_and_removed_between_replications(appliance, tmp_path):
+    appliance.protect(VM)
+    first = appliance.disk_key(VM)
+    appliance.write(VM, 1 * MIB, os.urandom(CS))
+    _, job1 = appliance.run_job(VM)
+    assert job1.state == JobState.SUCCEEDED, job1.error_message
+
+    # The admin grows the disk (CBT restarts for it) and adds a second one.
+    appliance.grow_disk(VM, first, 12)
+    appliance.write(VM, 11 * MIB, b"tail of the grown disk")
+    second = appliance.add_disk(VM, 4)
+    appliance.write(VM, 4096, b"on the new disk", key=second)
+
+    _, job2 = appliance.run_job(VM)
+
+    assert job2.state == JobState.SUCCEEDED, job2.error_message
+    assert any(f"disk {first} was resized" in w for w in job2.warnings), job2.warnings
+    assert any(f"disk {second} " in w and "new since" in w for w in job2.warnings)
+    grown = snapshot_of(appliance, job2)
+    assert grown.disk_size == 12 * MIB
+    assert appliance.restore(grown.pk, tmp_path / "grown.raw") == appliance.whole_disk(VM, 12 * MIB)
+
+    # The portal's discovery learns of the new disk: the next job replicates both.
+    appliance.discover()
+    appliance.write(VM, 2 * MIB, os.urandom(3000))
+    appliance.write(VM, 3 * MIB, os.urandom(3000), key=second)
+    _, job3 = appliance.run_job(VM)
+    assert job3.state == JobState.SUCCEEDED, job3.error_message
+    assert job3.warnings == []
+    assert job3.bytes_read <= 2 * CS + CS  # one changed area on the first, the new one's data
+    snaps = {
+        s.disk.key: s for s in Snapshot.objects.for_customer(appliance.customer).filter(job=job3)
+    }
+    assert set(snaps) == {str(first), str(second)}
+    for key, size in ((first, 12 * MIB), (second, 4 * MIB)):
+        expected = appliance.whole_disk(VM, size, key)
+        assert appliance.restore(snaps[str(key)].pk, tmp_path / f"{key}.raw") == expected
+
+    # The second disk is removed again: the job replicates what is left, nothing is lost.
+    appliance.remove_disk(VM, second)
+    _, job4 = appliance.run_job(VM)
+    assert job4.state == JobState.SUCCEEDED, job4.error_message
+    (left,) = Snapshot.objects.for_customer(appliance.customer).filter(job=job4)
+    assert left.disk.key == str(first)
+    assert Snapshot.objects.for_customer(appliance.customer).filter(disk__key=str(second)).exists()

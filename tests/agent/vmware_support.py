@@ -87,19 +87,20 @@ class Appliance:
         return self.vms[name].id
 
     def disk_key(self, name: str) -> int:
-        (disk,) = self.vms[name].disks  # vcsim gives every VM one disk
-        return int(disk.key)
+        """The key of the disk vcsim gives every VM."""
+        return int(self.vms[name].disks[0].key)
 
-    def write(self, name: str, offset: int, data: bytes) -> None:
-        guest_write(self.host, self.port, self.moid(name), self.disk_key(name), offset, data)
+    def write(self, name: str, offset: int, data: bytes, key: int | None = None) -> None:
+        key = key or self.disk_key(name)
+        guest_write(self.host, self.port, self.moid(name), key, offset, data)
 
-    def read(self, name: str, offset: int, length: int) -> bytes:
-        key = self.disk_key(name)
+    def read(self, name: str, offset: int, length: int, key: int | None = None) -> bytes:
+        key = key or self.disk_key(name)
         return disk_read(self.host, self.port, self.moid(name), key, offset, length)
 
-    def whole_disk(self, name: str, size: int) -> bytes:
+    def whole_disk(self, name: str, size: int, key: int | None = None) -> bytes:
         return b"".join(
-            self.read(name, offset, min(4 * MIB, size - offset))
+            self.read(name, offset, min(4 * MIB, size - offset), key)
             for offset in range(0, size, 4 * MIB)
         )
 
@@ -156,6 +157,43 @@ class Appliance:
     def set_change_tracking(self, name: str, on: bool) -> None:
         spec = vim.vm.ConfigSpec(changeTrackingEnabled=on)
         WaitForTask(self.vm(name).ReconfigVM_Task(spec))
+
+    def disks(self, name: str) -> dict[int, object]:
+        devices = self.vm(name).config.hardware.device
+        return {d.key: d for d in devices if isinstance(d, vim.vm.device.VirtualDisk)}
+
+    def reconfigure_disk(self, name: str, operation: str, device, file_operation=None) -> None:
+        change = vim.vm.device.VirtualDeviceSpec(operation=operation, device=device)
+        if file_operation:
+            change.fileOperation = file_operation
+        WaitForTask(self.vm(name).ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[change])))
+
+    def add_disk(self, name: str, mib: int) -> int:
+        """A new thin disk on the first disk's controller; returns its key."""
+        first = self.disks(name)[self.disk_key(name)]
+        before = set(self.disks(name))
+        backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+            diskMode="persistent", fileName="[LocalDS_0]", thinProvisioned=True
+        )
+        device = vim.vm.device.VirtualDisk(
+            key=-1, controllerKey=first.controllerKey, unitNumber=1, capacityInKB=mib * 1024,
+            backing=backing,
+        )  # fmt: skip
+        self.reconfigure_disk(name, "add", device, "create")
+        (key,) = set(self.disks(name)) - before
+        return key
+
+    def grow_disk(self, name: str, key: int, mib: int) -> None:
+        device = self.disks(name)[key]
+        device.capacityInKB, device.capacityInBytes = mib * 1024, mib * MIB
+        self.reconfigure_disk(name, "edit", device)
+
+    def remove_disk(self, name: str, key: int) -> None:
+        self.reconfigure_disk(name, "remove", self.disks(name)[key], "destroy")
+
+    def discover(self) -> None:
+        """The portal's periodic discovery of the cloud (what a worker runs)."""
+        assert cloud_machines_sync(self.cloud).ok
 
     def close(self):
         self.client.close()

@@ -339,3 +339,63 @@ def test_power_off_and_on_still_work(peer):
         WaitForTask(peer.vm.PowerOffVM_Task())
     WaitForTask(peer.vm.PowerOnVM_Task())
     assert peer.vm.runtime.powerState == "poweredOn"
+
+
+def test_growing_a_disk_extends_its_image_and_restarts_its_change_tracking(peer):
+    peer.set_cbt(True)
+    peer.write(0, b"before")
+    old_id = live_backing(peer).changeId
+    disk = peer.disk
+    disk.capacityInKB, disk.capacityInBytes = (DISK_MIB + 8) * 1024, (DISK_MIB + 8) * MIB
+    change = vim.vm.device.VirtualDeviceSpec(operation="edit", device=disk)
+    WaitForTask(peer.vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[change])))
+    (grown,) = disks_of(peer.vm.config)
+    assert grown.capacityInBytes == (DISK_MIB + 8) * MIB
+    peer.write((DISK_MIB + 7) * MIB, b"new tail")
+    assert peer.read(0, 6) == b"before"
+    new_id = grown.backing.changeId
+    assert new_id and new_id.split("/")[0] != old_id.split("/")[0]  # a new epoch
+    snap = peer.snapshot("s1")
+    with pytest.raises(vim.fault.FileFault):
+        peer.changed(snap, old_id)
+    shrink = vim.vm.device.VirtualDeviceSpec(operation="edit", device=grown)
+    grown.capacityInKB, grown.capacityInBytes = 1024, MIB
+    with pytest.raises(vmodl.fault.InvalidArgument):
+        WaitForTask(peer.vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[shrink])))
+
+
+def test_a_disk_added_gets_an_image_of_its_size():
+    with running_vcsim(disk_mib=8) as (host, port):
+        peer = Peer(host, port)
+        try:
+            backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                diskMode="persistent", fileName="[LocalDS_0]", thinProvisioned=True
+            )
+            device = vim.vm.device.VirtualDisk(
+                key=-1, controllerKey=peer.disk.controllerKey, unitNumber=1,
+                capacityInKB=4096, backing=backing,
+            )  # fmt: skip
+            change = vim.vm.device.VirtualDeviceSpec(
+                operation="add", fileOperation="create", device=device
+            )
+            WaitForTask(peer.vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[change])))
+            (added,) = [d for d in disks_of(peer.vm.config) if d.key != peer.disk.key]
+            assert added.capacityInBytes == 4 * MIB
+            guest_write(host, port, peer.vm._moId, added.key, 4 * MIB - 3, b"end")
+            assert peer.folder_read(added.backing, 4 * MIB - 3, 3) == b"end"
+        finally:
+            Disconnect(peer.si)
+
+
+def test_snapshot_removals_fail_as_often_as_asked_then_work():
+    with running_vcsim(disk_mib=2, snapshot_remove_fail=1) as (host, port):
+        peer = Peer(host, port)
+        try:
+            snap = peer.snapshot("s1")
+            with pytest.raises(vim.fault.FileLocked):
+                WaitForTask(snap.RemoveSnapshot_Task(removeChildren=False))
+            assert peer.vm.snapshot.rootSnapshotList[0].name == "s1"
+            WaitForTask(snap.RemoveSnapshot_Task(removeChildren=False))
+            assert peer.vm.snapshot is None
+        finally:
+            Disconnect(peer.si)

@@ -12,7 +12,8 @@
 //     layer "<disk>-000001.vmdk" whose backing's parent is the frozen one;
 //   - change block tracking: per-disk change ids "<epoch>/<sequence>" in backing.changeId and
 //     QueryChangedDiskAreas (64 KiB granularity, paged by startOffset);
-//   - consolidation when snapshots are removed, -quiesce-fail and -datastore-free-percent.
+//   - consolidation when snapshots are removed, -quiesce-fail, -datastore-free-percent and
+//     -snapshot-remove-fail.
 //
 // The disk model, chosen to be simple and obviously correct rather than space-efficient:
 // every layer is a complete flat image ("<name>-flat.vmdk", sparse, the size of the disk), so
@@ -59,6 +60,7 @@ var AcuraPeer = struct {
 	QuiesceFail          map[string]bool // VM names whose quiesced snapshots fail
 	DatastoreFreePercent float64         // >= 0: summary.freeSpace = this % of summary.capacity
 	CBTPageMiB           int64           // disk span one QueryChangedDiskAreas answer covers
+	RemoveFailures       int64           // the next this many snapshot removals fail (FileLocked)
 }{DatastoreFreePercent: -1, CBTPageMiB: 16}
 
 const acuraBlock = 64 << 10 // change tracking granularity
@@ -130,6 +132,18 @@ func acuraDatastoreSpace(ds *Datastore) {
 }
 
 func acuraQuiesceFails(vm *VirtualMachine) bool { return AcuraPeer.QuiesceFail[vm.Name] }
+
+// acuraRemovalFault: with -snapshot-remove-fail N the next N snapshot removals fail, as when
+// a backup of another product holds the disk files open; later removals work again.
+func acuraRemovalFault(snapshot string) types.BaseMethodFault {
+	acuraMu.Lock()
+	defer acuraMu.Unlock()
+	if AcuraPeer.RemoveFailures <= 0 {
+		return nil
+	}
+	AcuraPeer.RemoveFailures--
+	return &types.FileLocked{FileFault: types.FileFault{File: snapshot + " (simulated: -snapshot-remove-fail)"}}
+}
 
 func acuraChangeTrackingOn(vm *VirtualMachine) bool {
 	return vm.Config != nil && isTrue(vm.Config.ChangeTrackingEnabled)
@@ -267,6 +281,50 @@ func acuraChangeTrackingSwitched(vm *VirtualMachine, was bool) {
 		disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo).ChangeId = live.changeID()
 	}
 	Map.Update(vm, []types.PropertyChange{{Name: "config.hardware.device", Val: vm.Config.Hardware.Device}})
+}
+
+// acuraDisksReconfigured follows a ReconfigVM's disk changes: a disk added gets a sparse flat
+// image of its capacity (and change tracking from nothing); a disk grown gets its live image
+// extended and, as ESXi does when a disk is extended, its change tracking restarted: change
+// ids from before are refused (FileFault), so a replicator must read it whole once. Every
+// disk's backing then names its live change id again (an edit spec carries the client's).
+func acuraDisksReconfigured(vm *VirtualMachine) types.BaseMethodFault {
+	if AcuraPeer.DiskMiB <= 0 {
+		return nil
+	}
+	for _, disk := range acuraVMDisks(vm) {
+		acuraMu.Lock()
+		d, known := acuraState[fmt.Sprintf("%s/%d", vm.Self.Value, disk.Key)]
+		acuraMu.Unlock()
+		size := acuraCapacity(disk)
+		backing := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
+		if !known {
+			if fault := acuraResize(vm, disk, size); fault != nil {
+				return fault
+			}
+			acuraDiskOf(vm, disk)
+			continue
+		}
+		live := d.live()
+		if size > d.capacity {
+			if fault := acuraResize(vm, disk, size); fault != nil {
+				return fault
+			}
+			d.capacity = size
+			if live.epoch != "" {
+				live.epoch, live.seq = acuraNewEpoch(), 0
+				for b := range live.blocks {
+					live.blocks[b] = 0
+				}
+			}
+		} else if size < d.capacity {
+			return &types.InvalidArgument{InvalidProperty: "capacityInKB"} // disks only grow
+		}
+		backing.FileName = live.file
+		backing.ChangeId = live.changeID()
+	}
+	Map.Update(vm, []types.PropertyChange{{Name: "config.hardware.device", Val: vm.Config.Hardware.Device}})
+	return nil
 }
 
 // acuraCopyImage copies a flat image, leaving 64 KiB runs of zeros as holes.
