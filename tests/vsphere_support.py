@@ -106,3 +106,8 @@ def disk_read(host, port, vm_moid: str, disk_key: int, offset: int, length: int)
     """What the guest of a VM reads now from its disk at ``offset`` (``length`` bytes)."""
     query = {"vm": vm_moid, "disk": disk_key, "offset": offset, "length": length}
     return _guest_request("GET", host, port, "disk-read", query)
+
+
+def folder_faults(host, port, *, after: int, count: int) -> None:
+    """After the next ``after`` GETs of /folder, make ``count`` of them answer 503."""
+    _guest_request("PUT", host, port, "folder-faults", {"after": after, "count": count}, b"")

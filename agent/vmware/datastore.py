@@ -86,9 +86,11 @@ class DatastoreDisk:
             data = data[:length]  # a server that ignores Range for the whole file
         elif response.status != 206:
             detail = data[:200].decode(errors="replace").strip()
+            tried = " (tried 5 times)" if response.status in (502, 503, 504) else ""
             raise DiskError(
                 f"reading disk {self.key} ({self.file}) at byte {offset}: the datastore "
-                f"answered HTTP {response.status}{': ' + detail if detail else ''}"
+                f"answered HTTP {response.status}{': ' + detail if detail else ''}{tried}; "
+                "the next job reads it again"
             )
         if len(data) != length:
             raise DiskError(

@@ -155,7 +155,7 @@ def vcenter(cloud: dict, *, pool_size: int = 8, stop=None, timeout: float = TIME
         f"https://{endpoint.host}:{endpoint.port}",
         None,
         fingerprint=pin,
-        retries=2,
+        retries=4,  # a datastore read that fails is tried 5 times (backoff up to ~8 s)
         connect_timeout=min(timeout, 15.0),
         read_timeout=timeout,
         pool_size=pool_size,

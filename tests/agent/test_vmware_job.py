@@ -13,7 +13,7 @@ from agent.vmware import snapshots as vmware_snapshots
 from clouds.services.clouds import seal
 from protection.models import JobState, Machine
 from storage.models import Snapshot
-from tests.vsphere_support import running_vcsim
+from tests.vsphere_support import folder_faults, running_vcsim
 
 from .vmware_support import MIB, Appliance
 
@@ -310,3 +310,28 @@ def test_disks_added_grown_and_removed_between_replications(appliance, tmp_path)
     (left,) = Snapshot.objects.for_customer(appliance.customer).filter(job=job4)
     assert left.disk.key == str(first)
     assert Snapshot.objects.for_customer(appliance.customer).filter(disk__key=str(second)).exists()
+
+
+def test_datastore_reads_that_fail_are_retried_then_fail_the_job_clearly(appliance, peer, tmp_path):
+    appliance.protect(VM)
+    for position in range(0, DISK, MIB):
+        appliance.write(VM, position, os.urandom(2 * CS))
+    folder_faults(*peer, after=3, count=2)  # a hiccup: two reads fail, their retries work
+    _, job = appliance.run_job(VM)
+    assert job.state == JobState.SUCCEEDED, job.error_message
+    expected = appliance.whole_disk(VM, DISK)
+    assert appliance.restore(snapshot_of(appliance, job).pk, tmp_path / "a.raw") == expected
+
+    appliance.write(VM, 0, os.urandom(CS))
+    folder_faults(*peer, after=0, count=1000)  # the datastore stays down
+    _, failed = appliance.run_job(VM)
+    assert failed.state == JobState.FAILED
+    assert "reading disk" in failed.error_message and "HTTP 503" in failed.error_message
+    assert "the next job reads it again" in failed.error_message
+    assert appliance.snapshot_names(VM) == []  # removed even so
+
+    folder_faults(*peer, after=0, count=0)
+    _, again = appliance.run_job(VM)
+    assert again.state == JobState.SUCCEEDED, again.error_message
+    expected = appliance.whole_disk(VM, DISK)
+    assert appliance.restore(snapshot_of(appliance, again).pk, tmp_path / "b.raw") == expected

@@ -6,7 +6,8 @@
 //
 //   - disks of a real size (-disk-mib): capacityInKB/capacityInBytes and a sparse flat file;
 //   - a test-only "guest" that writes into / reads from a disk's live layer over HTTP
-//     (PUT /acura/guest-write, GET /acura/disk-read; see acuraServeGuestWrite);
+//     (PUT /acura/guest-write, GET /acura/disk-read; see acuraServeGuestWrite), and a switch
+//     that makes /folder reads fail for a while (PUT /acura/folder-faults);
 //   - snapshots that freeze each disk: the layer the VM wrote to until then stays as it is
 //     (named in the snapshot's config.hardware.device backing) and the VM writes on into a new
 //     layer "<disk>-000001.vmdk" whose backing's parent is the frozen one;
@@ -113,7 +114,59 @@ func AcuraPeerInstall(m *Model) error {
 	}
 	m.Service.HandleFunc("/acura/guest-write", acuraServeGuestWrite)
 	m.Service.HandleFunc("/acura/disk-read", acuraServeDiskRead)
+	m.Service.HandleFunc("/acura/folder-faults", acuraServeFolderFaults)
+	// Each VM folder's /folder reads go through the fault switch (a pattern more specific
+	// than govmomi's "/folder/", which serves them).
+	for _, e := range Map.All("VirtualMachine") {
+		m.Service.HandleFunc(folderPrefix+e.(*VirtualMachine).Name+"/", acuraFolderHandler(m.Service))
+	}
 	return nil
+}
+
+// acuraFolderFaults: after the next `after` GETs of /folder, `count` GETs answer 503, as a
+// datastore that stalls or a host that drops connections would (PUT /acura/folder-faults).
+var acuraFolderFaults struct{ after, count int64 } // guarded by acuraMu
+
+func acuraFolderHandler(s *Service) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && acuraFolderFails() {
+			http.Error(w, "simulated datastore failure (acura folder-faults)", http.StatusServiceUnavailable)
+			return
+		}
+		s.ServeDatastore(w, r)
+	}
+}
+
+func acuraFolderFails() bool {
+	acuraMu.Lock()
+	defer acuraMu.Unlock()
+	if acuraFolderFaults.after > 0 {
+		acuraFolderFaults.after--
+		return false
+	}
+	if acuraFolderFaults.count > 0 {
+		acuraFolderFaults.count--
+		return true
+	}
+	return false
+}
+
+// acuraServeFolderFaults: PUT /acura/folder-faults?after=K&count=N (test only).
+func acuraServeFolderFaults(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPut {
+		http.Error(w, "PUT only", http.StatusMethodNotAllowed)
+		return
+	}
+	after, err1 := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	count, err2 := strconv.ParseInt(r.URL.Query().Get("count"), 10, 64)
+	if err1 != nil || err2 != nil || after < 0 || count < 0 {
+		http.Error(w, "after and count must be whole numbers >= 0", http.StatusBadRequest)
+		return
+	}
+	acuraMu.Lock()
+	acuraFolderFaults.after, acuraFolderFaults.count = after, count
+	acuraMu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // acuraDatastoreSpace: with -datastore-free-percent, free space is that share of the capacity.
