@@ -9,8 +9,10 @@ CA — and the certificate is compared right after the handshake, before a byte 
 leaves; without a pin the system CAs and the host name are verified. Retries are ours, so
 every failure ends as one clear :class:`AgentError`: connection errors and 429/502/503/504
 are retried with exponential backoff and full jitter (a restarting server must not be
-hammered by every agent at the same instant), then become "cannot reach server"; 401 is
-"credential rejected: <the server's message>".
+hammered by every agent at the same instant), then become "cannot reach server"; a request
+on a pooled connection that the server closed as it went out (its keep-alive timeout) is
+sent again at once on a new one, costing no attempt; 401 is "credential rejected: <the
+server's message>".
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ log = logging.getLogger("agent.http")
 
 API_PREFIX = "/api/v1/agent/"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# How a request on a keep-alive connection the server has just closed fails.
+STALE_ERRORS = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 Body = bytes | Callable[[], Iterable[bytes]] | None
 
@@ -306,9 +310,11 @@ class Client:
             head["Content-Length"] = str(length or 0)
         attempt = 0
         started = time.monotonic()
+        stale_retried = False
         while True:
             payload = body() if callable(body) else body
             conn = self._connection()
+            reused = conn.sock is not None  # from the pool: the server may have closed it
             try:
                 conn.request(method, url, body=payload, headers=head)
                 if length:  # the body went out (counted again when a retry resends it)
@@ -332,6 +338,11 @@ class Client:
                 conn.close()
                 if isinstance(exc, ssl.SSLError):
                     raise self._tls_error(exc) from None
+                if reused and not stale_retried and isinstance(exc, STALE_ERRORS):
+                    # The server closed the idle keep-alive connection as we reused it (its
+                    # keep-alive timeout): not an outage, so no backoff and no attempt used.
+                    stale_retried = True
+                    continue
                 failure: BaseException = exc
             except BaseException:
                 _close(payload)

@@ -15,8 +15,10 @@ whole, a disk the portal does not know yet) is a warning on the job and the mach
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import time
 
 from pyVmomi import vim, vmodl
 
@@ -76,14 +78,26 @@ class VMwareJob:
         self.cloud: dict = {}
         self.touched = self.finished = self.in_pipeline = False
         self.planners: list[DiskPlanner] = []
+        self.timings: dict[str, float] = {}  # seconds per step (the bench prints them)
+        self._disks_started: float | None = None
+
+    @contextlib.contextmanager
+    def _timed(self, step: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - started
 
     # -- the job ---------------------------------------------------------------------------
 
     def run(self) -> JobResult:
         try:
+            started = time.perf_counter()
             self.cloud = self.client.json("GET", "cloud/") or {}
             pool = self.threads * 2 + 2
             with vcenter(self.cloud, pool_size=pool, stop=self.halt) as session:
+                self.timings["vcenter"] = time.perf_counter() - started
                 return self._replicate(session)
         except AgentError as exc:
             if not self.in_pipeline:  # replicate_disks reports its own failures
@@ -92,21 +106,27 @@ class VMwareJob:
 
     def _replicate(self, session: Session) -> JobResult:
         name = self.machine.get("name") or self.machine.get("external_id")
-        vm = self.vm = find_vm(session, str(self.machine.get("external_id") or ""), name)
-        self.vm_name = vm.name
+        with self._timed("vcenter"):
+            vm = self.vm = find_vm(session, str(self.machine.get("external_id") or ""), name)
+            self.vm_name = vm.name
         log.info("job %s: VM %s on vCenter %s", self.job_id, self.vm_name, session.where)
-        thresholds.check(self.vm_name, vm.config.hardware.device, self.cloud)
+        with self._timed("thresholds"):
+            thresholds.check(self.vm_name, vm.config.hardware.device, self.cloud)
         self.touched = True
         try:
-            power.apply(vm, self.vm_name, self.cloud.get("on_replication_start"), "start")
-            self.warnings += snapshots.remove_leftovers(vm, self.vm_name)
-            self.change_tracking = self._ensure_change_tracking(vm)
-            self.snapshot = snapshots.take(
-                vm,
-                self.vm_name,
-                self.job_id,
-                enforce_quiesce=bool(self.cloud.get("enforce_quiesce")),
-            )
+            with self._timed("power_start"):
+                power.apply(vm, self.vm_name, self.cloud.get("on_replication_start"), "start")
+            with self._timed("leftovers"):
+                self.warnings += snapshots.remove_leftovers(vm, self.vm_name)
+            with self._timed("change_tracking"):
+                self.change_tracking = self._ensure_change_tracking(vm)
+            with self._timed("snapshot"):
+                self.snapshot = snapshots.take(
+                    vm,
+                    self.vm_name,
+                    self.job_id,
+                    enforce_quiesce=bool(self.cloud.get("enforce_quiesce")),
+                )
             if self.snapshot.quiesce_error:
                 self.warnings.append(
                     f"quiescing VM {self.vm_name} failed ({self.snapshot.quiesce_error}): its "
@@ -114,6 +134,7 @@ class VMwareJob:
                 )
             sources = self._sources(session, vm)
             self.in_pipeline = True
+            self._disks_started = time.perf_counter()
             return replicate_disks(
                 self.client,
                 self.machine["id"],
@@ -216,15 +237,19 @@ class VMwareJob:
         if self.finished:
             return self._result_fields()
         self.finished = True
+        if self._disks_started is not None:
+            self.timings["disks"] = time.perf_counter() - self._disks_started
         if self.snapshot is not None:
-            warning = snapshots.remove(self.snapshot.ref, self.snapshot.name, self.vm_name)
+            with self._timed("snapshot_removal"):
+                warning = snapshots.remove(self.snapshot.ref, self.snapshot.name, self.vm_name)
             if warning:
                 self.warnings.append(warning)
         if self.touched:
             try:
-                power.apply(
-                    self.vm, self.vm_name, self.cloud.get("on_replication_finish"), "finish"
-                )
+                with self._timed("power_finish"):
+                    power.apply(
+                        self.vm, self.vm_name, self.cloud.get("on_replication_finish"), "finish"
+                    )
             except (AgentError, vmodl.MethodFault) as exc:
                 error = translate(exc, self.cloud.get("endpoint", "vCenter"))
                 self.warnings.append(str(error))
@@ -235,9 +260,9 @@ class VMwareJob:
                 log.debug("could not read the change tracking state", exc_info=True)
         for planner in self.planners:
             self.warnings += planner.notes
-        log.info(
-            "job %s: VMware steps done (%s)", self.job_id, "succeeded" if succeeded else "failed"
-        )
+        steps = ", ".join(f"{k.replace('_', ' ')} {v:.2f} s" for k, v in self.timings.items())
+        state = "succeeded" if succeeded else "failed"
+        log.info("job %s: VMware steps done (%s): %s", self.job_id, state, steps)
         return self._result_fields()
 
     def _result_fields(self) -> dict:

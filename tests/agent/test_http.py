@@ -212,6 +212,45 @@ def test_a_kept_alive_connection_the_server_closed_is_not_reused():
     assert len(connections) == 2
 
 
+def test_a_connection_closed_while_the_request_was_sent_is_retried_at_once():
+    """The race the idle check cannot see: the server closes the kept-alive connection just as
+    the next request goes out (its keep-alive timeout). The request is sent again at once on
+    a new connection: no backoff, no attempt used (retries=0 still succeeds)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}"
+    connections = []
+
+    def read_request(conn):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+
+    def serve():
+        first, _ = listener.accept()
+        connections.append(first)
+        read_request(first)
+        first.sendall(answer)
+        read_request(first)  # the second request arrives on the kept-alive connection...
+        first.close()  # ...and the server closes it unanswered
+        second, _ = listener.accept()
+        connections.append(second)
+        read_request(second)
+        second.sendall(answer)
+        second.close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    client = Client(f"http://127.0.0.1:{port}", retries=0, backoff=5)
+    assert client.json("POST", "a/", {"n": 1}) == {}
+    started = time.monotonic()
+    assert client.json("POST", "b/", {"n": 2}) == {}
+    assert time.monotonic() - started < 1  # a backoff would have slept 2.5-5 s
+    server.join(timeout=5)
+    listener.close()
+    assert len(connections) == 2
+
+
 def test_keep_alive_one_connection_serves_consecutive_requests():
     with ScriptedServer([(200, {"ok": 1})]) as server:
         client = Client(server.url, retries=0)
