@@ -26,7 +26,7 @@ from ..errors import AgentError
 from ..replicate import DiskSource, JobResult, replicate_disks
 from . import power, snapshots, thresholds
 from .changes import DiskPlanner
-from .datastore import DatastoreDisk, DatastoreFile
+from .datastore import DatastoreDisk, DatastoreFile, flat_extent
 from .session import Session, VMwareError, find_vm, translate, vcenter
 from .tasks import fault_text, wait
 
@@ -189,8 +189,12 @@ class VMwareJob:
                 log.warning("%s", self.warnings[-1])
                 continue
             backing = disk.backing
-            file = DatastoreFile.from_backing(datacenter, backing.fileName)
             size = capacity_of(disk)
+            descriptor = DatastoreFile.from_backing(datacenter, backing.fileName)
+            try:
+                file = flat_extent(session.http, descriptor, size)
+            except AgentError as exc:
+                raise VMwareError(f"disk {key} of VM {self.vm_name}: {exc}") from None
             planner = DiskPlanner(vm, self.snapshot.ref, key, size, where=session.where)
             self.planners.append(planner)
             fields = {"consistency": self.snapshot.consistency}
