@@ -101,6 +101,7 @@ class Daemon:
         self.exit_code = EXIT_OK
         self.machine: dict | None = None
         self.shipper = EventShipper(self.client, self)
+        self._interrupted_checked = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -181,7 +182,11 @@ class Daemon:
         while not self.halt.is_set():
             try:
                 if inventory.is_appliance(self.config):
-                    pass  # the portal discovers an appliance's machines from its cloud
+                    # The portal discovers an appliance's machines from its cloud; what a
+                    # crashed run left running is ended once.
+                    if not self._interrupted_checked:
+                        self._end_interrupted_jobs()
+                        self._interrupted_checked = True
                 elif time.monotonic() >= next_inventory:
                     self.machine = inventory.report(self.client, self.config)
                     next_inventory = time.monotonic() + every
@@ -206,6 +211,30 @@ class Daemon:
                     return
                 log.error("%s", exc)
             self.halt.wait(poll)
+
+    def _end_interrupted_jobs(self) -> None:
+        """An appliance's jobs that a crashed run (kill, reboot) left running are ended as
+        failed at once, not left for the portal's stuck-job check: a VM's job cannot go on
+        from another run's snapshot, so the next job takes a new one (and removes the one left
+        behind); chunks the interrupted job uploaded are not sent again."""
+        if self.config.state_dir is None:
+            return
+        records = JobRecords(self.config.state_dir)
+        for machine_id in records.machines():
+            found = resumable_job(self.client, records, machine_id)
+            if found is None:
+                continue
+            job = found[0]
+            name = (job.get("machine") or {}).get("name")
+            log.warning(
+                "job %s of %s was interrupted by a restart of the agent; ending it", job["id"], name
+            )
+            self._report_failed(
+                job["id"],
+                "the appliance restarted during this job; the next job takes a new snapshot "
+                "(and removes the one this job left behind)",
+            )
+            records.clear(machine_id)
 
     def _resume_crashed_job(self) -> None:
         if self.machine is None or self.config.state_dir is None:

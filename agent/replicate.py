@@ -108,6 +108,15 @@ class JobRecords:
         with contextlib.suppress(FileNotFoundError):
             self._path(machine_id).unlink()
 
+    def machines(self) -> list[int]:
+        """The machine ids that have a record (a job a run began and did not end)."""
+        found = []
+        for path in sorted(self.root.glob("machine-*.json")):
+            number = path.stem.removeprefix("machine-")
+            if number.isdigit():
+                found.append(int(number))
+        return found
+
 
 def resumable_job(client, records: JobRecords, machine_id: int) -> tuple[dict, dict] | None:
     """The job a crashed run left running for this machine, with its committed disks."""

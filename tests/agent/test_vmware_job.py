@@ -4,15 +4,20 @@ CBT (``*`` then change ids, paged), /folder Range reads, the quiesce strategy, p
 storage thresholds, leftover snapshots, a CBT reset, vCenter failures."""
 
 import os
+import threading
 
 import pytest
 from pyVim.task import WaitForTask
 
+from agent.daemon import Daemon
 from agent.errors import AgentError
+from agent.replicate import JobRecords
 from agent.vmware import snapshots as vmware_snapshots
 from clouds.services.clouds import seal
-from protection.models import JobState, Machine
+from protection.models import JobState, JobTrigger, Machine, ReplicationJob
+from protection.services.jobs import job_queue
 from storage.models import Snapshot
+from tests.e2e_support import wait_until
 from tests.vsphere_support import folder_faults, running_vcsim
 
 from .vmware_support import MIB, Appliance
@@ -335,3 +340,38 @@ def test_datastore_reads_that_fail_are_retried_then_fail_the_job_clearly(applian
     assert again.state == JobState.SUCCEEDED, again.error_message
     expected = appliance.whole_disk(VM, DISK)
     assert appliance.restore(snapshot_of(appliance, again).pk, tmp_path / "b.raw") == expected
+
+
+def test_the_appliance_daemon_ends_a_job_a_crashed_run_left_and_replicates_the_next(
+    appliance, tmp_path
+):
+    """The daemon (agent/daemon.py) of the appliance: a job its previous run began and never
+    ended (the process was killed mid-job: its record and its snapshot remain) is ended as
+    failed at start, not left running for the stuck-job check; the next job, queued by the
+    portal, takes a new snapshot, removes the one left behind and replicates."""
+    appliance.protect(VM)
+    crashed = job_queue(appliance.customer, appliance.machine(VM), trigger=JobTrigger.MANUAL)
+    taken = appliance.client.json("POST", "jobs/next/", {})
+    assert taken["id"] == crashed.pk
+    JobRecords(appliance.config.state_dir).save(appliance.machine(VM).pk, crashed.pk, {})
+    appliance.take_snapshot(VM, f"acura-job-{crashed.pk}")
+    daemon = Daemon(appliance.config)
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    jobs = ReplicationJob.objects.for_customer(appliance.customer)
+    try:
+        ended = wait_until(lambda: jobs.filter(pk=crashed.pk, state=JobState.FAILED).first())
+        assert "the appliance restarted during this job" in ended.error_message
+        fresh = job_queue(appliance.customer, appliance.machine(VM), trigger=JobTrigger.MANUAL)
+        done = wait_until(
+            lambda: jobs.filter(
+                pk=fresh.pk, state__in=[JobState.SUCCEEDED, JobState.FAILED]
+            ).first(),
+            timeout=60,
+        )
+    finally:
+        daemon.stop("test over")
+        runner.join(timeout=30)
+    assert done.state == JobState.SUCCEEDED, done.error_message
+    assert appliance.snapshot_names(VM) == []
+    assert JobRecords(appliance.config.state_dir).machines() == []

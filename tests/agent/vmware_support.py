@@ -66,7 +66,8 @@ class Appliance:
                 {
                     "server": url, "credential": enrolled.text, "agent_id": self.agent.pk,
                     "platform": "vmware", "role": "appliance", "retries": 1, "threads": 2,
-                    "state_dir": str(folder / "state"),
+                    "state_dir": str(folder / "state"), "poll_seconds": 1,
+                    "heartbeat_seconds": 1, "vm_uuid": self.vms["DC0_H0_VM0"].bios_uuid,
                 }
             )
         )  # fmt: skip
