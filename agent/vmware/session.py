@@ -27,7 +27,7 @@ from pyVmomi.VmomiSupport import GetServiceVersions, versionIdMap
 
 from ..config import normalize_fingerprint
 from ..errors import AgentError, TrustError, UnreachableError
-from ..http import Client
+from ..http import Client, tls_context
 
 TIMEOUT = 60.0  # seconds for one vSphere call; tasks have their own deadlines
 
@@ -163,10 +163,8 @@ def vcenter(cloud: dict, *, pool_size: int = 8, stop=None, timeout: float = TIME
         auth_label=f"the session with vCenter {where}",
     )
     client.server = f"vCenter {where}"
-    context = ssl.create_default_context()
-    if pin:  # the pin was checked on the version probe's connection; the SOAP stub follows
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    # With a pin, checked on the version probe's connection, the SOAP stub follows it.
+    context = tls_context(pinned=bool(pin))
     stub = content = None
     logged_in = False
     try:
