@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from agent.config import Config  # noqa: E402
 from agent.http import client_from_config  # noqa: E402
 from agent.restore import restore_snapshot  # noqa: E402
-from agent.vmware.datastore import DatastoreDisk, DatastoreFile  # noqa: E402
+from agent.vmware.datastore import DatastoreDisk, DatastoreFile, flat_extent  # noqa: E402
 from agent.vmware.job import VMwareJob, virtual_disks  # noqa: E402
 from agent.vmware.session import vcenter  # noqa: E402
 from bench.replication_server import running_portal  # noqa: E402
@@ -212,9 +212,9 @@ class Bench:
         size = self.disk.capacityInBytes
         backing = virtual_disks(self.vm.config.hardware.device)[0].backing
         with vcenter(self.cloud, pool_size=self.config.threads * 2 + 2) as session:
-            reader = DatastoreDisk(
-                session.http, DatastoreFile.from_backing("DC0", backing.fileName), "bench", size
-            )
+            descriptor = DatastoreFile.from_backing("DC0", backing.fileName)
+            flat = flat_extent(session.http, descriptor, size)
+            reader = DatastoreDisk(session.http, flat, "bench", size)
             started = time.perf_counter()
             with ThreadPoolExecutor(self.config.threads) as pool:
                 total = sum(
