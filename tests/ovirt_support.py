@@ -17,6 +17,15 @@ and JSON the oVirt documentation and ovirtsdk4 4.6.3 define, exactly as recorded
 - a missing token → 401 with an XML ``<fault>``, an unknown API item → 404 ``<fault>``, a path
   outside the API → the 404 HTML page a real engine's web server shows.
 
+With a ``storage`` (:mod:`tests.ovirt_storage`: real qcow2 volumes behind the real
+ovirt-imageio daemon) it is a replication peer too: ``/vms/{id}/snapshots`` (create: ``locked``
+on the first look, ``ok`` from the next poll; list with the ``active`` entry; one; its
+``disks`` with each volume's ``image_id``; DELETE merges the layer), the storage domain's
+``disksnapshots`` (volumes with their disk, snapshot and parent), and ``/imagetransfers``
+(download of a disk snapshot, shallow or not: ``initializing`` then ``transferring`` with a
+``transfer_url`` on the daemon; ``finalize`` and ``cancel`` end it and remove its ticket). The
+engine API stays a stand-in; the data it hands out is real.
+
 Optionally over TLS (a certificate from :mod:`tests.net_support`), with configurable
 credentials and API path. Every request is logged in ``engine.requests`` so tests can check
 what the connector asked (never a password: the token body is not logged).
@@ -28,6 +37,7 @@ import secrets
 import ssl
 import threading
 import urllib.parse
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.sax.saxutils import escape, quoteattr
@@ -103,9 +113,12 @@ def _open(tag: str, collection: str, ident: str) -> str:
 class Engine:
     """State of one fake engine: credentials, tokens, the model, the request log."""
 
-    def __init__(self, *, username, password, model, api_path, hang, hang_api):
+    def __init__(self, *, username, password, model, api_path, hang, hang_api, storage=None):
         self.username, self.password = username, password
         self.model = model or Model()
+        self.storage = storage  # tests/ovirt_storage.Storage: snapshots and image transfers
+        self.snapshots: dict[str, list[dict]] = {}  # vm id -> its snapshots, oldest first
+        self.lock = threading.RLock()
         self.api_path = api_path
         self.hang = hang
         self.hang_api = hang_api
@@ -177,9 +190,138 @@ class Engine:
             f"<total_size>{disk['size'] // 2}</total_size><format>cow</format>"
             "<sparse>true</sparse><status>ok</status><storage_type>image</storage_type>"
             "<content_type>data</content_type><backup>incremental</backup>"
-            f"<image_id>img-{disk['id']}</image_id><storage_domains>"
+            f"<image_id>{self.image_id(disk['id'])}</image_id><storage_domains>"
             f"{_ref('storage_domain', 'storagedomains', 'sd1')}</storage_domains></disk>"
         )
+
+    def image_id(self, disk_id: str) -> str:
+        if self.storage is not None and disk_id in self.storage.sizes:
+            return self.storage.active(disk_id).id
+        return f"img-{disk_id}"
+
+    # snapshots and image transfers (with a storage) -----------------------------------------
+    def snapshot_xml(self, vm_id: str, snap: dict) -> str:
+        return (
+            f"{_open('snapshot', f'vms/{vm_id}/snapshots', snap['id'])}"
+            f"<description>{escape(snap['description'])}</description>"
+            f"<date>{snap['date']}</date><persist_memorystate>false</persist_memorystate>"
+            f"<snapshot_status>{snap['status']}</snapshot_status>"
+            f"<snapshot_type>{snap['type']}</snapshot_type>{_ref('vm', 'vms', vm_id)}</snapshot>"
+        )
+
+    def snapshots_of(self, vm_id: str) -> list[dict]:
+        active = {"id": f"active-{vm_id}", "description": "Active VM", "status": "ok",
+                  "type": "active", "date": "2026-01-01T00:00:00.000Z", "volumes": {}}  # fmt: skip
+        return [*self.snapshots.get(vm_id, []), active]
+
+    def snapshot_disks_xml(self, vm, snap: dict) -> str:
+        rows = []
+        for disk_id, volume in snap["volumes"].items():
+            disk = next(d for d in self.model.disks if d["id"] == disk_id)
+            rows.append(
+                f"{_open('disk', 'disks', disk_id)}<alias>{escape(disk['alias'])}</alias>"
+                f"<provisioned_size>{disk['size']}</provisioned_size><format>cow</format>"
+                f"<image_id>{volume}</image_id><status>ok</status>"
+                f"<storage_domains>{_ref('storage_domain', 'storagedomains', 'sd1')}"
+                "</storage_domains></disk>"
+            )
+        return f"<disks>{''.join(rows)}</disks>"
+
+    def disk_snapshots_xml(self) -> str:
+        rows = []
+        for volume in self.storage.volumes.values():
+            if volume.snapshot is None:
+                continue
+            parent = _ref("parent", "disksnapshots", volume.parent) if volume.parent else ""
+            rows.append(
+                f'<disk_snapshot href="{API}/storagedomains/sd1/disksnapshots/{volume.id}" '
+                f'id="{volume.id}"><format>cow</format><status>ok</status>'
+                f"{_ref('disk', 'disks', volume.disk)}"
+                f'<snapshot id="{volume.snapshot}"/>{parent}</disk_snapshot>'
+            )
+        return f"<disk_snapshots>{''.join(rows)}</disk_snapshots>"
+
+    def transfer_xml(self, transfer) -> str:
+        urls = ""
+        if transfer.phase == "transferring":
+            url = self.storage.imageio.images_url(transfer.ticket)
+            urls = f"<proxy_url>{url}</proxy_url><transfer_url>{url}</transfer_url>"
+        return (
+            f"{_open('image_transfer', 'imagetransfers', transfer.id)}"
+            "<direction>download</direction><format>raw</format>"
+            f"<phase>{transfer.phase}</phase><shallow>{str(transfer.shallow).lower()}</shallow>"
+            f"{urls}{_ref('disk', 'disks', transfer.disk)}{_ref('host', 'hosts', 'h1')}"
+            f"{_ref('image', 'images', transfer.volume)}</image_transfer>"
+        )
+
+    def route_storage(self, method: str, parts: list[str], body) -> tuple[int, str] | None:
+        """Snapshots, disk snapshots and image transfers; None when the path is none of them."""
+        if self.storage is None:
+            return None
+        with self.lock:
+            if parts[:1] == ["vms"] and len(parts) >= 3 and parts[2] == "snapshots":
+                return self._snapshots(method, parts, body)
+            if parts == ["storagedomains", "sd1", "disksnapshots"] and method == "GET":
+                return 200, self.disk_snapshots_xml()
+            if parts[:1] == ["imagetransfers"]:
+                return self._transfers(method, parts, body)
+        return None
+
+    def _snapshots(self, method, parts, body):
+        vm = next((v for v in self.model.vms if v["id"] == parts[1]), None)
+        if vm is None:
+            return 404, parts[1]
+        snaps = self.snapshots.setdefault(vm["id"], [])
+        if len(parts) == 3 and method == "GET":
+            rows = "".join(self.snapshot_xml(vm["id"], s) for s in self.snapshots_of(vm["id"]))
+            return 200, f"<snapshots>{rows}</snapshots>"
+        if len(parts) == 3 and method == "POST":
+            snap = {"id": f"snap-{secrets.token_hex(6)}", "status": "locked", "type": "regular",
+                    "description": body.findtext("description") or "",
+                    "date": "2026-01-01T00:00:00.000Z", "volumes": {}}  # fmt: skip
+            wanted = [d.get("id") for d in body.iter("disk")] or list(vm["disks"])
+            snap["volumes"] = self.storage.freeze(snap["id"], wanted)
+            snaps.append(snap)
+            return 201, self.snapshot_xml(vm["id"], snap)
+        snap = next((s for s in snaps if s["id"] == parts[3]), None)
+        if snap is None:
+            return 404, parts[3]
+        if len(parts) == 4 and method == "GET":
+            xml = self.snapshot_xml(vm["id"], snap)
+            snap["status"] = "ok"  # locked on the first look, ok from the next poll on
+            return 200, xml
+        if len(parts) == 5 and parts[4] == "disks" and method == "GET":
+            return 200, self.snapshot_disks_xml(vm, snap)
+        if len(parts) == 4 and method == "DELETE":
+            self.storage.merge(snap["id"])
+            snaps.remove(snap)
+            return 200, ""
+        return 404, "/".join(parts)
+
+    def _transfers(self, method, parts, body):
+        storage = self.storage
+        if len(parts) == 1 and method == "POST":
+            snapshot = body.find("snapshot")
+            if snapshot is None or snapshot.get("id") not in storage.volumes:
+                return 404, "disk snapshot"
+            shallow = (body.findtext("shallow") or "false") == "true"
+            transfer = storage.start_transfer(snapshot.get("id"), shallow)
+            return 201, self.transfer_xml(transfer)
+        transfer = storage.transfers.get(parts[1]) if len(parts) > 1 else None
+        if transfer is None:
+            return 404, "/".join(parts)
+        if len(parts) == 2 and method == "GET":
+            xml = self.transfer_xml(transfer)
+            if transfer.phase == "initializing":
+                transfer.phase = "transferring"  # the ticket is up: from the next poll on
+            elif transfer.phase == "finalizing_success":
+                transfer.phase = "finished_success"
+            return 200, xml
+        if len(parts) == 3 and method == "POST" and parts[2] in ("finalize", "cancel"):
+            phase = "finalizing_success" if parts[2] == "finalize" else "cancelled"
+            storage.end_transfer(transfer.id, phase)
+            return 200, "<action><status>complete</status></action>"
+        return 404, "/".join(parts)
 
     # search ----------------------------------------------------------------------------------
     def matches(self, vm, search: str) -> bool:
@@ -216,6 +358,9 @@ class Engine:
         }
         if not parts:
             return 200, self.api_xml()
+        handled = self.route_storage("GET", parts, None)
+        if handled is not None:
+            return handled
         if parts[0] not in tables or len(parts) > 3:
             return 404, "missing"
         root, rows, render = tables[parts[0]]
@@ -276,11 +421,42 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         return False
 
+    def _api_call(self, method: str, raw: bytes) -> bool:
+        """A POST or DELETE below the API (snapshots, image transfers); False if not one."""
+        url = urllib.parse.urlsplit(self.path)
+        api = self.engine.api_path
+        if not url.path.startswith(api + "/"):
+            return False
+        self.engine.requests.append((method, self.path))
+        auth = self.headers.get("Authorization", "")
+        if not auth.startswith("Bearer ") or auth[7:] not in self.engine.tokens:
+            self._fault(401, "Unauthorized", "token expired")
+            return True
+        parts = [p for p in url.path[len(api) :].split("/") if p]
+        body = ElementTree.fromstring(raw) if raw.strip() else None
+        handled = self.engine.route_storage(method, parts, body)
+        if handled is None:
+            self._fault(404, "Operation Failed", f"Entity not found: {url.path}")
+        elif handled[0] >= 400:
+            self._fault(handled[0], "Operation Failed", f"Entity not found: {handled[1]}")
+        else:
+            self._xml(handled[0], handled[1])
+        return True
+
+    def do_DELETE(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if not self._api_call("DELETE", raw):
+            self._html_404()
+
     def do_POST(self):
         if self._hang_if_asked():
             return
         length = int(self.headers.get("Content-Length") or 0)
-        form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+        raw = self.rfile.read(length)
+        if self._api_call("POST", raw):
+            return
+        form = urllib.parse.parse_qs(raw.decode())
         field_ = {k: v[0] for k, v in form.items()}
         self.engine.requests.append(("POST", self.path))
         if self.path == "/ovirt-engine/sso/oauth/token":
@@ -362,12 +538,15 @@ def running_engine(
     certificates=None,
     hang: bool = False,
     hang_api: bool = False,
+    storage=None,
 ):
     """Serve a fake engine on 127.0.0.1; yields the :class:`Engine` (``.url`` is the API URL).
 
     ``certificates`` (from :func:`tests.net_support.make_certificates`) turns on TLS.
     ``hang`` makes it accept requests and never answer them; ``hang_api`` does that only for
-    the API's GETs (SSO still answers).
+    the API's GETs (SSO still answers). ``storage`` (a :class:`tests.ovirt_storage.Storage`)
+    adds snapshots, disk snapshots and image transfers backed by real qcow2 volumes and the
+    real ovirt-imageio daemon.
     """
     engine = Engine(
         username=username,
@@ -376,6 +555,7 @@ def running_engine(
         api_path=api_path,
         hang=hang,
         hang_api=hang_api,
+        storage=storage,
     )
     server = _Server(("127.0.0.1", 0), _Handler)
     server.engine = engine
