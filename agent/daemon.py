@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import importlib
 import logging
 import socket
 import threading
@@ -29,6 +30,12 @@ from .replicate import DiskSource, JobRecords, replicate_disks, resumable_job
 
 log = logging.getLogger("agent.daemon")
 shipper_log = logging.getLogger("agent.shipper")  # never shipped (no loops)
+
+# The appliance job runners: platform -> (module, class, its requirements file).
+RUNNERS = {
+    "vmware": (".vmware.job", "VMwareJob", "requirements-vmware.txt"),
+    "ovirt": (".ovirt.job", "OVirtJob", "requirements-ovirt.txt"),
+}
 
 MAX_EVENTS_PER_CALL = 500
 MAX_QUEUED_EVENTS = 20_000
@@ -253,8 +260,8 @@ class Daemon:
             self.job_halt.stop(self.halt.reason or "stopping")
         sources: list[DiskSource] = []
         try:
-            if self._runs_vmware():
-                result = self._vmware_job(job)
+            if self._runs_on_platform():
+                result = self._platform_job(job)
             else:
                 sources = self._sources(job)
                 result = replicate_disks(
@@ -289,22 +296,25 @@ class Daemon:
     def _track(self, progress) -> None:
         self.progress = progress
 
-    def _runs_vmware(self) -> bool:
-        return inventory.is_appliance(self.config) and self.config.get("platform") == "vmware"
+    def _runs_on_platform(self) -> bool:
+        """Whether jobs run through a platform's API (an appliance), not on local disks."""
+        return inventory.is_appliance(self.config) and self.config.get("platform") in RUNNERS
 
-    def _vmware_job(self, job: dict):
-        """A VM's job through vCenter (snapshot, CBT, datastore reads); pyVmomi is imported
-        only here, so an agent without it (Linux, Windows) never needs it."""
+    def _platform_job(self, job: dict):
+        """A VM's job through its platform (vCenter or the oVirt engine); the platform's SDK is
+        imported only here, so an agent without it (Linux, Windows) never needs it."""
+        platform = self.config.get("platform")
+        module, name, requirements = RUNNERS[platform]
         try:
-            from .vmware.job import VMwareJob
+            runner = getattr(importlib.import_module(module, __package__), name)
         except ImportError as exc:
             message = (
-                f"this appliance cannot replicate VMware VMs: the Python module pyVmomi is "
-                f"missing ({exc}); install it with pip install -r agent/requirements-vmware.txt"
+                f"this appliance cannot replicate {platform} VMs: a Python module is missing "
+                f"({exc}); install it with pip install -r agent/{requirements}"
             )
             self._report_failed(job["id"], message)
             raise AgentError(message) from None
-        return VMwareJob(
+        return runner(
             self.client,
             job,
             state_dir=self.config.state_dir,

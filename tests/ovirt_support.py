@@ -318,7 +318,7 @@ class Engine:
                 transfer.phase = "finished_success"
             return 200, xml
         if len(parts) == 3 and method == "POST" and parts[2] in ("finalize", "cancel"):
-            phase = "finalizing_success" if parts[2] == "finalize" else "cancelled"
+            phase = "finalizing_success" if parts[2] == "finalize" else "cancelled_user"
             storage.end_transfer(transfer.id, phase)
             return 200, "<action><status>complete</status></action>"
         return 404, "/".join(parts)

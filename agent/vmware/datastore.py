@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 from ..errors import AgentError, DiskError
+from ..ranged import RangeDisk
 
 # Descriptor files are a few hundred bytes; anything this big is not one.
 MAX_DESCRIPTOR = 64 * 1024
@@ -120,47 +121,10 @@ def flat_extent(client, file: DatastoreFile, capacity: int) -> DatastoreFile:
     return file.with_path(posixpath.join(posixpath.dirname(file.path), name))
 
 
-class DatastoreDisk:
-    """One snapshot disk, ``size`` bytes, read by Range through ``client`` (which carries the
-    vCenter session cookie)."""
-
-    is_block = False
+class DatastoreDisk(RangeDisk):
+    """One snapshot disk's frozen flat image, ``size`` bytes, read by Range through
+    ``client`` (which carries the vCenter session cookie)."""
 
     def __init__(self, client, file: DatastoreFile, key: str, size: int):
-        self.client, self.file, self.key, self.size = client, file, key, int(size)
-        self.url = file.url()
-        self.path = str(file)
-
-    def read(self, offset: int, length: int) -> bytes:
-        """Exactly ``length`` bytes at ``offset`` of the frozen layer."""
-        if length <= 0:
-            return b""
-        span = f"bytes={offset}-{offset + length - 1}"
-        try:
-            response = self.client.request(
-                "GET", self.url, headers={"Range": span, "Accept": "*/*"}, check=False
-            )
-        except AgentError as exc:
-            raise DiskError(
-                f"reading disk {self.key} ({self.file}) at byte {offset} failed: {exc}"
-            ) from None
-        data = response.body or b""
-        if response.status == 200 and offset == 0 and len(data) >= length:
-            data = data[:length]  # a server that ignores Range for the whole file
-        elif response.status != 206:
-            detail = data[:200].decode(errors="replace").strip()
-            tried = " (tried 5 times)" if response.status in (502, 503, 504) else ""
-            raise DiskError(
-                f"reading disk {self.key} ({self.file}) at byte {offset}: the datastore "
-                f"answered HTTP {response.status}{': ' + detail if detail else ''}{tried}; "
-                "the next job reads it again"
-            )
-        if len(data) != length:
-            raise DiskError(
-                f"reading disk {self.key} ({self.file}) at byte {offset}: {len(data)} bytes "
-                f"came back, {length} were asked for (the file is shorter than the disk?)"
-            )
-        return data
-
-    def close(self) -> None:
-        """The connections belong to the session's client (closed with the session)."""
+        super().__init__(client, file.url(), key, size, source=f"datastore file {file}")
+        self.file = file

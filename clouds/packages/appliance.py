@@ -105,10 +105,9 @@ def build_archive(spec: PackageSpec, config: dict, work: Path, target: Path) -> 
     stage = Stage(work / top)
     files = Stage(stage.root / "files")
     values = {"name": NAME, "prefix": PREFIX, "config": CONFIG}
-    # The VMware appliance carries the VMware job runner (pyvmomi, appliance-only); oVirt's
-    # data path is not part of this agent version yet.
-    runners = ("vmware",) if spec.platform == "vmware" else ()
-    files.copy_agent(f"{PREFIX[1:]}/agent", subpackages=runners)
+    # Each appliance carries its platform's job runner (agent/vmware or agent/ovirt, with its
+    # SDK as an appliance-only requirement); host agents carry neither.
+    files.copy_agent(f"{PREFIX[1:]}/agent", subpackages=(spec.platform,))
     files.write(f"{PREFIX[1:]}/bin/{NAME}-start", render("linux/start", **values), 0o755)
     files.write("usr/bin/acura-agent", render("linux/acura-agent", **values), 0o755)
     files.write(CONFIG[1:], config_json(config), 0o600)
@@ -133,8 +132,13 @@ def build_archive(spec: PackageSpec, config: dict, work: Path, target: Path) -> 
         network=network_summary(network),
     )
     stage.write("README.txt", readme)
-    requires = "pyVmomi" if spec.platform == "vmware" else ""
-    install = render("appliance/install.sh", title=about["title"], requires=requires)
+    requires = {"vmware": "pyVmomi", "ovirt": "ovirtsdk4"}[spec.platform]
+    install = render(
+        "appliance/install.sh",
+        title=about["title"],
+        requires=requires,
+        requirements=f"requirements-{spec.platform}.txt",
+    )
     stage.write("install.sh", install, 0o755)
     stage.settle()
     write_tar_gz(target, stage, top)

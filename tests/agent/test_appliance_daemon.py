@@ -1,7 +1,8 @@
 """A VMware / oVirt appliance's daemon: it tells the portal its own VM's SMBIOS UUID in its
 heartbeat, never reports the VM it runs in as a machine (the portal discovers its cloud's
-VMs for it). An oVirt appliance fails a job for a VM with a clear message, since reading oVirt
-disks is not part of this agent version yet (VMware jobs: tests/agent/test_vmware_job.py)."""
+VMs for it), and runs a VM's job through its platform: an engine that cannot be reached fails
+the job with a clear message (the jobs themselves: tests/agent/test_vmware_job.py and
+tests/agent/test_ovirt_job.py)."""
 
 import json
 import os
@@ -34,7 +35,7 @@ def test_vm_uuid_comes_from_the_config_or_the_dmi_file(tmp_path):
     assert not inventory.is_appliance({"role": "host"}) and not inventory.is_appliance({})
 
 
-def test_an_appliance_reports_its_vm_and_no_machine_and_fails_vm_jobs_clearly(
+def test_an_appliance_reports_its_vm_and_no_machine_and_fails_an_unreachable_engine_clearly(
     live_server, customer, tmp_path
 ):
     cloud = cloud_create(
@@ -89,6 +90,6 @@ def test_an_appliance_reports_its_vm_and_no_machine_and_fails_vm_jobs_clearly(
     finally:
         daemon.stop("test over")
         runner.join(timeout=30)
-    assert "reading VM disks through the ovirt API" in done.error_message
+    assert "cannot reach server oVirt engine engine.invalid:443" in done.error_message
     assert list(Machine.objects.for_customer(customer).values_list("name", flat=True)) == ["web-vm"]
     client_from_config(config).close()

@@ -573,7 +573,10 @@ def test_ovirt_appliance_with_dhcp_and_reproducible_bytes(built, tmp_path):
     archive = built("ovirt", PackageSpec("ovirt"))
     assert archive.name == "hvragent-ovirt-appliance.tar.gz"
     with tarfile.open(archive) as tar:
-        assert not any("/agent/vmware/" in name for name in tar.getnames())
+        names = tar.getnames()
+        assert not any("/agent/vmware/" in name for name in names)
+        top = "hvragent-ovirt-appliance/files/opt/hvragent/agent"
+        assert f"{top}/ovirt/job.py" in names and f"{top}/requirements-ovirt.txt" in names
     top = "hvragent-ovirt-appliance"
     with tarfile.open(archive) as tar:
         keyfile = tar.extractfile(

@@ -33,12 +33,11 @@ if [ -z "$PYTHON" ]; then
     echo "  RHEL 9 family: dnf install python3.11 && python3.11 -m pip install zstandard" >&2
     exit 1
 fi
-REQUIRES="@REQUIRES@"  # the platform's Python modules beyond zstandard (VMware: pyVmomi)
+REQUIRES="@REQUIRES@"  # the platform's Python modules beyond zstandard (pyVmomi, ovirtsdk4)
 for module in $REQUIRES; do
     if ! "$PYTHON" -c "import $module" 2>/dev/null; then
         echo "install.sh: the agent needs the Python module $module for @TITLE@:" >&2
-        echo "  $PYTHON -m pip install -r $FILES/opt/hvragent/agent/requirements-vmware.txt" >&2
-        echo "  (Debian/Ubuntu: apt-get install python3-pyvmomi, if its version is 8 or newer)" >&2
+        echo "  $PYTHON -m pip install -r $FILES/opt/hvragent/agent/@REQUIREMENTS@" >&2
         exit 1
     fi
 done
