@@ -151,8 +151,9 @@ def machine_disk_counts(customer, machine) -> dict[int, dict]:
 
 
 def latest_change_point(customer, machine) -> Snapshot | None:
-    """The machine's newest snapshot that carries a platform change id (VMware CBT): the
-    point its next incremental asks the platform about. None before the first one."""
+    """The machine's newest snapshot that carries a platform change id (VMware CBT, or the
+    oVirt snapshot kept as the base): the point its next incremental asks the platform
+    about. None before the first one."""
     return (
         Snapshot.objects.for_customer(customer)
         .filter(machine=machine)

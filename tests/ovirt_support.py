@@ -300,6 +300,9 @@ class Engine:
 
     def _transfers(self, method, parts, body):
         storage = self.storage
+        if len(parts) == 1 and method == "GET":
+            rows = "".join(self.transfer_xml(t) for t in storage.transfers.values())
+            return 200, f"<image_transfers>{rows}</image_transfers>"
         if len(parts) == 1 and method == "POST":
             snapshot = body.find("snapshot")
             if snapshot is None or snapshot.get("id") not in storage.volumes:

@@ -134,6 +134,7 @@ class OVirtJob:
         self.vm_name = vm.name
         log.info("job %s: VM %s on the oVirt engine %s", self.job_id, vm.name, session.where)
         snapshots = vm_service.snapshots_service()
+        self._cancel_stray_transfers(session, snapshots)
         self.snapshot = self._take_snapshot(snapshots)
         sources = self._sources(session, snapshots.snapshot_service(self.snapshot.id))
         self.in_pipeline = True
@@ -149,6 +150,25 @@ class OVirtJob:
             on_progress=self.on_progress,
             before_result=self._finish,
         )
+
+    def _cancel_stray_transfers(self, session: Session, snapshots) -> None:
+        """Transfers a crashed job left open on this product's snapshots hold their volumes
+        (the snapshot could not be deleted): cancel them before anything else."""
+        volumes = set()
+        for snap in snapshots.list():
+            if (snap.description or "").startswith(PREFIX):
+                service = snapshots.snapshot_service(snap.id).disks_service()
+                volumes.update(d.image_id for d in service.list())
+        if not volumes:
+            return
+        open_phases = {transfers.Phase.INITIALIZING, transfers.Phase.TRANSFERRING,
+                       transfers.Phase.PAUSED_SYSTEM, transfers.Phase.PAUSED_USER}  # fmt: skip
+        service_root = session.system.image_transfers_service()
+        for transfer in service_root.list():
+            image = transfer.image.id if transfer.image is not None else None
+            if transfer.phase in open_phases and image in volumes:
+                log.warning("cancelling image transfer %s an earlier job left open", transfer.id)
+                transfers.cancel(service_root.image_transfer_service(transfer.id))
 
     def _take_snapshot(self, snapshots):
         name = f"{PREFIX}{self.job_id}"

@@ -132,3 +132,26 @@ def test_the_job_tables_show_the_consistency_of_each_jobs_snapshots(operator_cli
         assert 'data-testid="job-consistency">Application-consistent' in rows[quiesced["job"]]
         assert 'data-testid="job-consistency">Crash-consistent' in rows[crashed["job"]]
         assert "job-consistency" not in rows[unknown["job"]]
+
+
+def _ovirt_machine(customer):
+    cloud = Cloud.objects.create(
+        customer=customer, name="engine", platform="ovirt", endpoint="engine.example",
+        discovery_level="cluster",
+    )  # fmt: skip
+    enrolled = enroll_agent(customer, platform="ovirt", hostname="appliance", cloud=cloud)
+    machine = MachineFactory(customer=customer, platform=Platform.OVIRT, agent=enrolled.agent)
+    disk = DiskFactory(machine=machine, customer=customer, key="d1", size_bytes=len(DATA))
+    return machine, disk, Agent(enrolled.text, enrolled.agent)
+
+
+def test_ovirt_machine_page_shows_the_base_snapshot_kept_in_ovirt(operator_client, customer):
+    machine, disk, agent = _ovirt_machine(customer)
+    url = reverse("protection:machine_detail", args=["acme", machine.pk])
+    before = operator_client.get(url).content.decode()
+    assert "oVirt replication" in before and "None yet: the first replication takes it" in before
+    _replicate(agent, disk, consistency="crash", change_id="snap-0a1b2c")
+    page = operator_client.get(url).content.decode()
+    assert "<code>snap-0a1b2c</code>" in page and "Do not delete it in oVirt" in page
+    assert 'data-testid="ovirt-consistency">Crash-consistent' in page
+    assert "Cluster" in page and "VMware replication" not in page
