@@ -28,27 +28,21 @@ full read. Nothing is asserted: the machine is shared.
 
 import argparse
 import contextlib
-import hashlib
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.config import Config  # noqa: E402
-from agent.http import client_from_config  # noqa: E402
-from agent.restore import restore_snapshot  # noqa: E402
 from agent.vmware.datastore import DatastoreDisk, DatastoreFile, flat_extent  # noqa: E402
 from agent.vmware.job import VMwareJob, virtual_disks  # noqa: E402
 from agent.vmware.session import vcenter  # noqa: E402
+from bench.appliance import HEADER, Appliance, row, timed_read  # noqa: E402
 from bench.replication_server import running_portal  # noqa: E402
 from bench.store import MiB, apply_change, generate_image, mib, parse_size  # noqa: E402
 
@@ -64,28 +58,6 @@ customer = Customer.objects.get(slug="bench")
 cloud = cloud_create(customer, platform="vmware", name="vcsim", endpoint="{endpoint}",
                      login="bench", password="pw", tls_fingerprint="{fingerprint}")
 print(enrollment_token_create(customer, platform="vmware", cloud=cloud).text)
-"""
-
-DISCOVER_AND_PROTECT = """
-from clouds.models import Cloud
-from clouds.services.cloud_machines import cloud_machines_sync
-from protection.models import Machine
-from protection.services.machines import machines_start_protection
-from tenants.models import Customer
-customer = Customer.objects.get(slug="bench")
-assert cloud_machines_sync(Cloud.objects.for_customer(customer).get()).ok
-machines = Machine.objects.for_customer(customer).filter(name="{vm}")
-machines_start_protection(customer, machines)
-print(machines.get().pk)
-"""
-
-QUEUE = """
-from protection.models import JobTrigger, Machine
-from protection.services.jobs import job_queue
-from tenants.models import Customer
-customer = Customer.objects.get(slug="bench")
-print(job_queue(customer, Machine.objects.for_customer(customer).get(pk={machine}),
-                trigger=JobTrigger.MANUAL).pk)
 """
 
 
@@ -130,11 +102,6 @@ def nonzero_runs(image: Path, size: int) -> list[tuple[int, int]]:
     return runs
 
 
-def sha256_of(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 class Bench:
     def __init__(self, args, tmp: Path, host: str, port: int, portal):
         self.args, self.tmp, self.host, self.port, self.portal = args, tmp, host, port, portal
@@ -145,9 +112,7 @@ class Bench:
         )
         self.vm = self.si.content.searchIndex.FindByInventoryPath(f"DC0/vm/{VM}")
         (self.disk,) = virtual_disks(self.vm.config.hardware.device)
-        self.cloud = None
-        self.client = None
-        self.machine = None
+        self.appliance = None
 
     def enroll(self) -> None:
         portal = self.portal
@@ -157,46 +122,14 @@ class Bench:
         token = portal.manage(
             "shell", "-v", "0", "-c", SETUP.format(endpoint=endpoint, fingerprint=fingerprint)
         )
-        config_path = self.tmp / "appliance.json"
-        config = {
-            "server": portal.url, "enrollment_token": token, "platform": "vmware",
-            "role": "appliance", "state_dir": str(self.tmp / "state"),
-            "threads": self.args.threads,
-        }  # fmt: skip
-        config_path.write_text(json.dumps(config))
-        done = subprocess.run(
-            [sys.executable, "-m", "agent", "enroll", "--config", str(config_path)],
-            cwd=ROOT, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        if done.returncode:
-            raise RuntimeError(f"enroll failed: {done.stderr[-2000:]}")
-        self.config = Config.load(config_path)
-        self.client = client_from_config(self.config, pool_size=self.config.threads * 2 + 4)
         own = self.si.content.searchIndex.FindByInventoryPath("DC0/vm/DC0_H0_VM0")
-        self.client.json(
-            "POST",
-            "heartbeat/",
-            {"version": "bench", "hostname": "bench", "vm_uuid": own.config.uuid},
+        self.appliance = Appliance(
+            portal, self.tmp, token, "vmware", self.args.threads, own.config.uuid
         )
-        self.machine = int(
-            portal.manage("shell", "-v", "0", "-c", DISCOVER_AND_PROTECT.format(vm=VM))
-        )
-        self.cloud = self.client.json("GET", "cloud/")
+        self.appliance.protect(VM)
 
     def job(self) -> tuple[float, object]:
-        job_id = int(
-            self.portal.manage("shell", "-v", "0", "-c", QUEUE.format(machine=self.machine))
-        )
-        handed = self.client.json("POST", "jobs/next/", {})
-        handed = handed.get("job", handed)
-        assert handed["id"] == job_id, (handed, job_id)
-        started = time.perf_counter()
-        runner = VMwareJob(
-            self.client, handed, state_dir=self.config.state_dir, threads=self.config.threads
-        )
-        result = runner.run()
-        result.timings = runner.timings
-        return time.perf_counter() - started, result
+        return self.appliance.job(VMwareJob)
 
     def write(self, image: Path, runs) -> int:
         return guest_write_file(self.host, self.port, self.vm._moId, self.disk.key, image, runs)
@@ -211,42 +144,19 @@ class Bench:
         """The whole live disk through /folder, ``threads`` at a time, ``chunk`` per request."""
         size = self.disk.capacityInBytes
         backing = virtual_disks(self.vm.config.hardware.device)[0].backing
-        with vcenter(self.cloud, pool_size=self.config.threads * 2 + 2) as session:
+        threads = self.args.threads
+        with vcenter(self.appliance.cloud, pool_size=threads * 2 + 2) as session:
             descriptor = DatastoreFile.from_backing("DC0", backing.fileName)
             flat = flat_extent(session.http, descriptor, size)
             reader = DatastoreDisk(session.http, flat, "bench", size)
-            started = time.perf_counter()
-            with ThreadPoolExecutor(self.config.threads) as pool:
-                total = sum(
-                    pool.map(
-                        lambda offset: len(reader.read(offset, min(chunk, size - offset))),
-                        range(0, size, chunk),
-                    )
-                )
-            seconds = time.perf_counter() - started
-        assert total == size
-        return seconds
-
-    def restored_matches(self, snapshot_id: str, image: Path) -> bool:
-        out = self.tmp / "restored.raw"
-        restore_snapshot(self.client, snapshot_id, str(out), threads=self.config.threads)
-        same = sha256_of(out) == sha256_of(image)
-        out.unlink()
-        return same
+            return timed_read(reader, size, chunk, threads)
 
     def close(self) -> None:
         from pyVim.connect import Disconnect
 
-        if self.client is not None:
-            self.client.close()
+        if self.appliance is not None:
+            self.appliance.close()
         Disconnect(self.si)
-
-
-def row(name, seconds, result=None, size=0, note="") -> str:
-    read = result.bytes_read if result else size
-    sent = result.bytes_sent if result else 0
-    rate = read / seconds / 1e6 if seconds else 0
-    return f"{name:<28} {seconds:8.2f} {mib(read):>11} {mib(sent):>11} {rate:9.0f}  {note}"
 
 
 def main() -> None:
@@ -294,7 +204,7 @@ def main() -> None:
                 full_s, full = bench.job()
                 changed_bytes = bench.write(changed, changes)
                 incr_s, incr = bench.job()
-                exact = bench.restored_matches(incr.snapshots[0], changed)
+                exact = bench.appliance.restored_matches(incr.snapshots[0], changed, tmp)
                 bench.set_cbt(False)
                 bench.set_cbt(True)
                 bench.write(again, changes2)
@@ -302,7 +212,7 @@ def main() -> None:
                 read_s = bench.full_read(args.chunk_size)
             finally:
                 bench.close()
-        print(f"{'phase':<28} {'seconds':>8} {'MiB read':>11} {'MiB sent':>11} {'MB/s read':>9}")
+        print(HEADER)
         print(row("full replication (CBT *)", full_s, full))
         print(row("incremental (CBT)", incr_s, incr, note=f"changed {mib(changed_bytes)} MiB"))
         print(row("incremental, CBT refused", refused_s, refused, note="full read vs base"))

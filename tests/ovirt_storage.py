@@ -52,7 +52,9 @@ def _run(*argv: str) -> None:
 class Storage:
     """qcow2 chains of the engine's disks in ``folder``, served by ``imageio``."""
 
-    def __init__(self, folder: Path, imageio: Imageio, sizes: dict[str, int]):
+    def __init__(self, folder: Path, imageio: Imageio, sizes: dict[str, int], initial=None):
+        """``initial``: {disk: raw image} the disks start with (a VM that has lived a while;
+        zeros stay unallocated), else they start empty."""
         self.folder, self.imageio = folder, imageio
         self.sizes = dict(sizes)
         self.volumes: dict[str, Volume] = {}
@@ -61,7 +63,12 @@ class Storage:
         folder.mkdir(parents=True, exist_ok=True)
         for disk, size in sizes.items():
             volume = self._new_volume(disk, None)
-            _run("qemu-img", "create", "-q", "-f", "qcow2", str(volume.path), str(size))
+            raw = (initial or {}).get(disk)
+            if raw is not None:
+                _run("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw),
+                     str(volume.path))  # fmt: skip
+            else:
+                _run("qemu-img", "create", "-q", "-f", "qcow2", str(volume.path), str(size))
 
     def _new_volume(self, disk: str, parent: str | None) -> Volume:
         ident = f"vol-{secrets.token_hex(6)}"

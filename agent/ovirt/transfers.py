@@ -48,7 +48,7 @@ class Transfer:
 
 def _poll(get, until, what: str, timeout: float):
     deadline = time.monotonic() + timeout
-    delay = 0.05
+    delay = 0.01  # doubling to 1 s: a quick phase change costs no fixed wait
     while True:
         current = get()
         if until(current):
