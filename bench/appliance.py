@@ -2,10 +2,14 @@
 bench/replication_server.py, jobs queued in the portal and run in this process by the
 platform's job runner, a raw parallel read of a disk, the restore check, the table rows."""
 
+import argparse
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +17,7 @@ from pathlib import Path
 from agent.config import Config
 from agent.http import client_from_config
 from agent.restore import restore_snapshot
-from bench.store import mib
+from bench.store import MiB, mib, parse_size
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,6 +42,27 @@ machines = Machine.objects.for_customer(customer).filter(name="{vm}")
 machines_start_protection(customer, machines)
 print(machines.get().pk)
 """
+
+
+def setup(description: str, prefix: str) -> tuple[argparse.Namespace, int, Path]:
+    """The benches' options, the disk size and a work folder (``/dev/shm`` when it has room;
+    the peer's files live there too: ``TMPDIR``); the portal's chunk size and fsync off."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--size", type=parse_size, default=parse_size("1G"))
+    parser.add_argument("--change", type=float, default=0.01)
+    parser.add_argument("--chunk-size", type=parse_size, default=parse_size("256K"))
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--tmp", help="work folder (default: /dev/shm when it has room)")
+    args = parser.parse_args()
+    size = args.size // MiB * MiB
+    base = args.tmp
+    if base is None and shutil.disk_usage("/dev/shm").free > 6 * size:
+        base = "/dev/shm"
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    os.environ["TMPDIR"] = str(tmp)
+    os.environ["ACURA_CHUNK_SIZE"] = str(args.chunk_size)
+    os.environ.setdefault("ACURA_STORE_FSYNC", "0")
+    return args, size, tmp
 
 
 class Appliance:

@@ -22,12 +22,9 @@ reads <= 2x the changed bytes and finishes >= 20x faster than the full read. Not
 asserted: the machine is shared.
 """
 
-import argparse
 import contextlib
-import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,9 +36,9 @@ from agent.ovirt import transfers  # noqa: E402
 from agent.ovirt.job import OVirtJob  # noqa: E402
 from agent.ovirt.session import engine_session  # noqa: E402
 from agent.ranged import RangeDisk  # noqa: E402
-from bench.appliance import HEADER, Appliance, row, timed_read  # noqa: E402
+from bench.appliance import HEADER, Appliance, row, setup, timed_read  # noqa: E402
 from bench.replication_server import running_portal  # noqa: E402
-from bench.store import MiB, apply_change, generate_image, mib, parse_size  # noqa: E402
+from bench.store import apply_change, generate_image, mib  # noqa: E402
 
 SETUP = """
 from clouds.services import enrollment_token_create
@@ -71,21 +68,7 @@ def full_read(appliance, engine, size: int, chunk: int, threads: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=parse_size, default=parse_size("1G"))
-    parser.add_argument("--change", type=float, default=0.01)
-    parser.add_argument("--chunk-size", type=parse_size, default=parse_size("256K"))
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--tmp", help="work folder (default: /dev/shm when it has room)")
-    args = parser.parse_args()
-    size = args.size // MiB * MiB
-    base = args.tmp
-    if base is None and shutil.disk_usage("/dev/shm").free > 6 * size:
-        base = "/dev/shm"
-    tmp = Path(tempfile.mkdtemp(prefix="bench-ovirt-", dir=base))
-    os.environ["TMPDIR"] = str(tmp)
-    os.environ["ACURA_CHUNK_SIZE"] = str(args.chunk_size)
-    os.environ.setdefault("ACURA_STORE_FSYNC", "0")
+    args, size, tmp = setup(__doc__.split("\n\n")[0], "bench-ovirt-")
     from tests.imageio_support import running_imageio
     from tests.ovirt_storage import Storage
     from tests.ovirt_support import Model, running_engine

@@ -26,12 +26,9 @@ The incremental snapshot is restored and checked bit-exact against the guest's d
 full read. Nothing is asserted: the machine is shared.
 """
 
-import argparse
 import contextlib
-import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -42,9 +39,9 @@ sys.path.insert(0, str(ROOT))
 from agent.vmware.datastore import DatastoreDisk, DatastoreFile, flat_extent  # noqa: E402
 from agent.vmware.job import VMwareJob, virtual_disks  # noqa: E402
 from agent.vmware.session import vcenter  # noqa: E402
-from bench.appliance import HEADER, Appliance, row, timed_read  # noqa: E402
+from bench.appliance import HEADER, Appliance, row, setup, timed_read  # noqa: E402
 from bench.replication_server import running_portal  # noqa: E402
-from bench.store import MiB, apply_change, generate_image, mib, parse_size  # noqa: E402
+from bench.store import MiB, apply_change, generate_image, mib  # noqa: E402
 
 VM = "DC0_H0_VM1"
 WRITE_PIECE = 8 * MiB
@@ -160,21 +157,7 @@ class Bench:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=parse_size, default=parse_size("1G"))
-    parser.add_argument("--change", type=float, default=0.01)
-    parser.add_argument("--chunk-size", type=parse_size, default=parse_size("256K"))
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--tmp", help="work folder (default: /dev/shm when it has room)")
-    args = parser.parse_args()
-    size = args.size // MiB * MiB
-    base = args.tmp
-    if base is None and shutil.disk_usage("/dev/shm").free > 6 * size:
-        base = "/dev/shm"
-    tmp = Path(tempfile.mkdtemp(prefix="bench-vmware-", dir=base))
-    os.environ["TMPDIR"] = str(tmp)  # the simulator's datastore lives there too
-    os.environ["ACURA_CHUNK_SIZE"] = str(args.chunk_size)
-    os.environ.setdefault("ACURA_STORE_FSYNC", "0")
+    args, size, tmp = setup(__doc__.split("\n\n")[0], "bench-vmware-")
     from tests.vsphere_support import running_vcsim
 
     try:

@@ -28,8 +28,9 @@ import ovirtsdk4.types as types
 
 from ..errors import AgentError
 from ..http import Client
+from ..platform_job import PlatformJob
 from ..ranged import RangeDisk
-from ..replicate import DiskSource, JobResult, ReadPlan, replicate_disks
+from ..replicate import DiskSource, JobResult, ReadPlan
 from . import transfers
 from .session import OVirtError, Session, engine_session, translate
 
@@ -37,7 +38,6 @@ log = logging.getLogger("agent.ovirt")
 
 PREFIX = "acura-job-"
 SNAPSHOT_TIMEOUT = 600.0
-MAX_WARNINGS, MAX_WARNING_LENGTH = 20, 1000
 
 
 class DiskPlanner:
@@ -66,8 +66,7 @@ class DiskPlanner:
                 "gone or no longer under the new one (was it deleted in oVirt?): reading the "
                 "whole disk and comparing it with the base"
             )
-            log.warning("%s", note)
-            self.job.warnings.append(note)
+            self.job.warn(note)
             return ReadPlan(None)
         shallow = transfers.start(
             self.job.session.system, self.volume, shallow=True, what=f"{what}'s new layer"
@@ -88,20 +87,16 @@ class DiskPlanner:
         return ReadPlan(areas, zero_elsewhere=zero_elsewhere)
 
 
-class OVirtJob:
-    def __init__(self, client, job: dict, *, state_dir=None, threads=2, bandwidth=None,
-                 halt=None, on_progress=None):  # fmt: skip
-        self.client, self.job, self.job_id = client, job, job["id"]
-        self.machine = job.get("machine") or {}
-        self.state_dir, self.threads, self.bandwidth = state_dir, max(1, threads), bandwidth
-        self.halt, self.on_progress = halt, on_progress
-        self.warnings: list[str] = []
+class OVirtJob(PlatformJob):
+    """Runs :meth:`run` once for one job handed out by ``jobs/next/``."""
+
+    def __init__(self, client, job: dict, **options):
+        super().__init__(client, job, **options)
         self.snapshot = None
         self.session: Session | None = None
         self.imageio: Client | None = None
         self.full: dict[str, transfers.Transfer] = {}
         self.vm_name = self.machine.get("name") or self.machine.get("external_id")
-        self.finished = self.in_pipeline = False
 
     def run(self) -> JobResult:
         try:
@@ -115,8 +110,7 @@ class OVirtJob:
                     if self.imageio is not None:
                         self.imageio.close()
         except AgentError as exc:
-            if not self.in_pipeline:
-                self._report_failed(exc)
+            self.report_failed(translate(exc, self.session.where if self.session else "?"))
             raise
 
     # -- the steps --------------------------------------------------------------------------
@@ -137,19 +131,7 @@ class OVirtJob:
         self._cancel_stray_transfers(session, snapshots)
         self.snapshot = self._take_snapshot(snapshots)
         sources = self._sources(session, snapshots.snapshot_service(self.snapshot.id))
-        self.in_pipeline = True
-        return replicate_disks(
-            self.client,
-            self.machine["id"],
-            sources,
-            job=self.job,
-            state_dir=self.state_dir,
-            threads=self.threads,
-            bandwidth_limit_mbps=self.bandwidth,
-            halt=self.halt,
-            on_progress=self.on_progress,
-            before_result=self._finish,
-        )
+        return self.replicate(sources)
 
     def _cancel_stray_transfers(self, session: Session, snapshots) -> None:
         """Transfers a crashed job left open on this product's snapshots hold their volumes
@@ -252,7 +234,7 @@ class OVirtJob:
 
     def _finish(self, succeeded: bool) -> dict:
         if self.finished:
-            return self._result_fields()
+            return self.result_fields()
         self.finished = True
         for disk_id, transfer in self.full.items():
             try:
@@ -267,7 +249,7 @@ class OVirtJob:
         log.info(
             "job %s: oVirt steps done (%s)", self.job_id, "succeeded" if succeeded else "failed"
         )
-        return self._result_fields()
+        return self.result_fields()
 
     def _cleanup_snapshots(self, succeeded: bool) -> None:
         vm_id = str(self.machine.get("external_id") or "")
@@ -305,16 +287,3 @@ class OVirtJob:
             if time.monotonic() >= deadline:
                 raise OVirtError(f"the snapshot is still there after {int(SNAPSHOT_TIMEOUT)} s")
             time.sleep(0.5)
-
-    def _result_fields(self) -> dict:
-        unique = list(dict.fromkeys(self.warnings))[:MAX_WARNINGS]
-        return {"warnings": [w[:MAX_WARNING_LENGTH] for w in unique]}
-
-    def _report_failed(self, exc: AgentError) -> None:
-        error = translate(exc, self.session.where if self.session else "?")
-        body = {"state": "failed", "error": str(error)[:1000], "snapshots": [],
-                **self._result_fields()}  # fmt: skip
-        try:
-            self.client.json("POST", f"jobs/{self.job_id}/result/", body)
-        except AgentError as report_error:
-            log.warning("could not report job %s failed: %s", self.job_id, report_error)

@@ -23,7 +23,8 @@ import time
 from pyVmomi import vim, vmodl
 
 from ..errors import AgentError
-from ..replicate import DiskSource, JobResult, replicate_disks
+from ..platform_job import PlatformJob
+from ..replicate import DiskSource, JobResult
 from . import power, snapshots, thresholds
 from .changes import DiskPlanner
 from .datastore import DatastoreDisk, DatastoreFile, flat_extent
@@ -31,8 +32,6 @@ from .session import Session, VMwareError, find_vm, translate, vcenter
 from .tasks import fault_text, wait
 
 log = logging.getLogger("agent.vmware")
-
-MAX_WARNINGS, MAX_WARNING_LENGTH = 20, 1000  # what the server keeps (PROTOCOL.md)
 
 
 def virtual_disks(devices) -> list:
@@ -62,21 +61,15 @@ def datacenter_path(session: Session, vm) -> str:
     return "/".join(parts)
 
 
-class VMwareJob:
+class VMwareJob(PlatformJob):
     """Runs :meth:`run` once for one job handed out by ``jobs/next/``."""
 
-    def __init__(self, client, job: dict, *, state_dir=None, threads=2, bandwidth=None,
-                 halt=None, on_progress=None):  # fmt: skip
-        self.client, self.job = client, job
-        self.job_id = job["id"]
-        self.machine = job.get("machine") or {}
-        self.state_dir, self.threads, self.bandwidth = state_dir, max(1, threads), bandwidth
-        self.halt, self.on_progress = halt, on_progress
-        self.warnings: list[str] = []
+    def __init__(self, client, job: dict, **options):
+        super().__init__(client, job, **options)
         self.change_tracking: bool | None = None
         self.vm = self.vm_name = self.snapshot = None
         self.cloud: dict = {}
-        self.touched = self.finished = self.in_pipeline = False
+        self.touched = False
         self.planners: list[DiskPlanner] = []
         self.timings: dict[str, float] = {}  # seconds per step (the bench prints them)
         self._disks_started: float | None = None
@@ -100,8 +93,7 @@ class VMwareJob:
                 self.timings["vcenter"] = time.perf_counter() - started
                 return self._replicate(session)
         except AgentError as exc:
-            if not self.in_pipeline:  # replicate_disks reports its own failures
-                self._report_failed(exc)
+            self.report_failed(exc)
             raise
 
     def _replicate(self, session: Session) -> JobResult:
@@ -133,20 +125,8 @@ class VMwareJob:
                     "snapshot is crash-consistent"
                 )
             sources = self._sources(session, vm)
-            self.in_pipeline = True
             self._disks_started = time.perf_counter()
-            return replicate_disks(
-                self.client,
-                self.machine["id"],
-                sources,
-                job=self.job,
-                state_dir=self.state_dir,
-                threads=self.threads,
-                bandwidth_limit_mbps=self.bandwidth,
-                halt=self.halt,
-                on_progress=self.on_progress,
-                before_result=self._finish,
-            )
+            return self.replicate(sources)
         finally:
             self._finish(False)
 
@@ -239,7 +219,7 @@ class VMwareJob:
         """Remove the snapshot, apply the finish power action (once, whatever happened after
         the start action); the result's extra fields."""
         if self.finished:
-            return self._result_fields()
+            return self.result_fields()
         self.finished = True
         if self._disks_started is not None:
             self.timings["disks"] = time.perf_counter() - self._disks_started
@@ -267,29 +247,10 @@ class VMwareJob:
         steps = ", ".join(f"{k.replace('_', ' ')} {v:.2f} s" for k, v in self.timings.items())
         state = "succeeded" if succeeded else "failed"
         log.info("job %s: VMware steps done (%s): %s", self.job_id, state, steps)
-        return self._result_fields()
+        return self.result_fields()
 
-    def _result_fields(self) -> dict:
-        fields: dict = {"warnings": self._capped_warnings()}
+    def result_fields(self) -> dict:
+        fields = super().result_fields()
         if self.change_tracking is not None:
             fields["change_tracking"] = self.change_tracking
         return fields
-
-    def _capped_warnings(self) -> list[str]:
-        unique = list(dict.fromkeys(self.warnings))
-        if len(unique) > MAX_WARNINGS:
-            more = len(unique) - MAX_WARNINGS + 1
-            unique = [*unique[: MAX_WARNINGS - 1], f"… and {more} more"]
-        return [w[:MAX_WARNING_LENGTH] for w in unique]
-
-    def _report_failed(self, exc: AgentError) -> None:
-        body = {
-            "state": "failed",
-            "error": str(exc)[:1000],
-            "snapshots": [],
-            **self._result_fields(),
-        }
-        try:
-            self.client.json("POST", f"jobs/{self.job_id}/result/", body)
-        except AgentError as report_error:
-            log.warning("could not report job %s failed: %s", self.job_id, report_error)

@@ -7,17 +7,13 @@ reads from /sys/class/dmi/id/product_uuid); a worker discovers the vCenter, and 
 of the appliance's ESXi host appear in the group as Unprotected."""
 
 import json
-import os
-import subprocess
-import sys
-import tarfile
 import time
 
 import pytest
 
 from clouds.connectors import ConnectorError, tls, vmware
-from tests.agent.e2e_support import Portal
-from tests.e2e_support import Process, free_port, isolated_env, wait_http_ok, wait_until
+from tests.acura_portal.appliance_support import serving, start_appliance
+from tests.e2e_support import isolated_env, wait_until
 from tests.vsphere_support import running_vcsim
 
 pytestmark = [pytest.mark.e2e, pytest.mark.vsphere]
@@ -36,16 +32,8 @@ def test_a_vmware_appliance_gets_its_hosts_vms_as_machines(tmp_path):
         )  # fmt: skip
         own = next(vm for vm in tree.vms() if vm.name == "DC0_H0_VM0")
         env.update(ACURA_AGENT_HEARTBEAT_SECONDS="1", ACURA_STORE_FSYNC="0")
-        web = free_port()
-        server = Process(
-            [sys.executable, "manage.py", "serve", "--port", str(web), "--web-workers", "1"], env
-        )
-        daemon = None
-        try:
-            server.wait_for_output(r"password: (\S+)", timeout=180)
-            base = f"http://127.0.0.1:{web}"
-            wait_http_ok(base + "/healthz", timeout=60)
-            portal = Portal(base, env, server)
+        watch = []
+        with serving(env, watch) as (portal, _):
             portal.shell(
                 "from tenants.models import Customer\n"
                 "from protection.services.machines import group_create\n"
@@ -57,31 +45,15 @@ def test_a_vmware_appliance_gets_its_hosts_vms_as_machines(tmp_path):
             )
             url = portal.manage(
                 "create_download_link", "--customer", "demo", "--platform", "vmware",
-                "--cloud", "vcenter", "--group", "vSphere VMs", "--server-url", base,
+                "--cloud", "vcenter", "--group", "vSphere VMs", "--server-url", portal.url,
             )  # fmt: skip
-            archive = tmp_path / "appliance.tar.gz"
-            subprocess.run(["curl", "-sS", "-f", "-o", str(archive), url], check=True, timeout=60)
-            with tarfile.open(archive) as tar:
-                tar.extractall(tmp_path / "appliance", filter="data")
-            (top,) = (tmp_path / "appliance").iterdir()
-            files = top / "files"
-            config_path = files / "etc/hvragent/agent.json"
-            config = json.loads(config_path.read_text())
-            assert (config["role"], config["platform"]) == ("appliance", "vmware")
-            assert "pw" not in json.dumps(config["cloud"])  # the password stays in the portal
-            config.update(
-                vm_uuid=own.bios_uuid, state_dir=str(tmp_path / "state"),
+            daemon, _, packaged = start_appliance(
+                url, tmp_path, vm_uuid=own.bios_uuid, state_dir=str(tmp_path / "state"),
                 heartbeat_seconds=1, poll_seconds=1,
             )  # fmt: skip
-            config_path.write_text(json.dumps(config))
-            agent_env = {
-                **os.environ,
-                "ACURA_AGENT_PYTHON": sys.executable,
-                "ACURA_AGENT_HOME": str(files / "opt/hvragent"),
-                "ACURA_AGENT": str(files / "usr/bin/acura-agent"),
-            }
-            start = files / "opt/hvragent/bin/hvragent-start"
-            daemon = Process(["sh", str(start), str(config_path)], agent_env)
+            watch.append(daemon)
+            assert (packaged["role"], packaged["platform"]) == ("appliance", "vmware")
+            assert "pw" not in json.dumps(packaged["cloud"])  # the password stays in the portal
             started = time.monotonic()
             rows = wait_until(
                 lambda: portal.query(
@@ -93,15 +65,4 @@ def test_a_vmware_appliance_gets_its_hosts_vms_as_machines(tmp_path):
             )
             seconds = time.monotonic() - started
             print(f"appliance start → its host's VMs in the group: {seconds:.1f} s")
-        except BaseException:
-            print(server.output[-4000:], file=sys.stderr)
-            if daemon is not None:
-                print(daemon.output[-3000:], file=sys.stderr)
-            raise
-        finally:
-            if daemon is not None:
-                daemon.stop()
-                daemon.kill_group()
-            server.stop()
-            server.kill_group()
     assert rows == [["DC0_H0_VM1", "vSphere VMs", "unprotected"]]

@@ -7,41 +7,23 @@ layer's extents, exactly one product snapshot left on the VM after each job, bot
 restored bit-exact with `python -m agent restore`, the oVirt steps on the machine page, and
 another customer's appliance seeing none of it."""
 
-import json
 import os
-import subprocess
-import sys
-import tarfile
 
 import pytest
 
-from tests.acura_portal.test_replication_e2e import api_get
-from tests.agent.e2e_support import AgentCli, Portal
-from tests.agent.ovirt_appliance import DISK, MIB, ovirt_peer
-from tests.e2e_support import (
-    Browserless,
-    Process,
-    free_port,
-    isolated_env,
-    wait_http_ok,
-    wait_until,
+from tests.acura_portal.appliance_support import (
+    finished,
+    other_customers_appliance_sees_nothing,
+    serving,
+    start_appliance,
 )
+from tests.agent.e2e_support import AgentCli
+from tests.agent.ovirt_appliance import DISK, MIB, ovirt_peer
+from tests.e2e_support import Browserless, isolated_env, wait_until
 
 pytestmark = pytest.mark.e2e
 
 CS = 256 * 1024  # the portal's default chunk size
-
-
-def jobs(portal: Portal) -> list:
-    return portal.query(
-        "list(ReplicationJob.objects.for_customer(customer('demo')).order_by('id').values_list("
-        "'id', 'trigger', 'state', 'bytes_read', 'error_message', 'warnings'))"
-    )
-
-
-def finished(portal: Portal, trigger: str):
-    done = [j for j in jobs(portal) if j[1] == trigger and j[2] in ("succeeded", "failed")]
-    return done or None
 
 
 def product_snapshots(engine) -> list[str]:
@@ -53,19 +35,14 @@ def chunks(spans) -> int:
 
 
 def test_appliance_protect_beat_incremental_layer_restore_and_isolation(tmp_path):
-    with ovirt_peer(tmp_path / "peer") as (engine, storage), isolated_env(tmp_path) as env:
+    watch = []
+    with (
+        ovirt_peer(tmp_path / "peer") as (engine, storage),
+        isolated_env(tmp_path) as env,
+    ):
         env.update(ACURA_DISPATCH_SECONDS="2", ACURA_AGENT_HEARTBEAT_SECONDS="1",
                    ACURA_STORE_FSYNC="0")  # fmt: skip
-        web = free_port()
-        server = Process(
-            [sys.executable, "manage.py", "serve", "--port", str(web), "--web-workers", "1"], env
-        )
-        daemon = None
-        try:
-            password = server.wait_for_output(r"password: (\S+)", timeout=180).group(1)
-            base = f"http://127.0.0.1:{web}"
-            wait_http_ok(base + "/healthz", timeout=60)
-            portal = Portal(base, env, server)
+        with serving(env, watch) as (portal, password):
             portal.shell(
                 "from tenants.models import Customer\n"
                 "from protection.services.machines import group_create\n"
@@ -78,30 +55,14 @@ def test_appliance_protect_beat_incremental_layer_restore_and_isolation(tmp_path
             )
             url = portal.manage(
                 "create_download_link", "--customer", "demo", "--platform", "ovirt",
-                "--cloud", "engine", "--group", "oVirt VMs", "--server-url", base,
+                "--cloud", "engine", "--group", "oVirt VMs", "--server-url", portal.url,
             )  # fmt: skip
-            archive = tmp_path / "appliance.tar.gz"
-            subprocess.run(["curl", "-sS", "-f", "-o", str(archive), url], check=True, timeout=60)
-            with tarfile.open(archive) as tar:
-                tar.extractall(tmp_path / "appliance", filter="data")
-            (top,) = (tmp_path / "appliance").iterdir()
-            files = top / "files"
-            config_path = files / "etc/hvragent/agent.json"
-            config = json.loads(config_path.read_text())
-            assert (config["role"], config["platform"]) == ("appliance", "ovirt")
-            config.update(vm_uuid="vm-self", state_dir=str(tmp_path / "state"),
-                          heartbeat_seconds=1, poll_seconds=1)  # fmt: skip
-            config_path.write_text(json.dumps(config))
-            agent_env = {
-                **os.environ,
-                "ACURA_AGENT_PYTHON": sys.executable,
-                "ACURA_AGENT_HOME": str(files / "opt/hvragent"),
-                "ACURA_AGENT": str(files / "usr/bin/acura-agent"),
-            }
-            daemon = Process(
-                ["sh", str(files / "opt/hvragent/bin/hvragent-start"), str(config_path)],
-                agent_env,
-            )
+            daemon, config_path, packaged = start_appliance(
+                url, tmp_path, vm_uuid="vm-self", state_dir=str(tmp_path / "state"),
+                heartbeat_seconds=1, poll_seconds=1,
+            )  # fmt: skip
+            watch.append(daemon)
+            assert (packaged["role"], packaged["platform"]) == ("appliance", "ovirt")
             machine_id = wait_until(
                 lambda: portal.query(
                     "list(Machine.objects.for_customer(customer('demo')).filter(platform="
@@ -115,11 +76,10 @@ def test_appliance_protect_beat_incremental_layer_restore_and_isolation(tmp_path
             for offset, data in first:
                 storage.write(DISK, offset, data)
             point1 = storage.content(DISK)
-            browser = Browserless(base)
+            browser = Browserless(portal.url)
             assert browser.login("admin", password)[0] == 200
             protect = {"machines": str(machine_id), "action": "start_protection"}
-            status, _, _ = browser.post_form("/c/demo/machines/bulk/", protect)
-            assert status == 200
+            assert browser.post_form("/c/demo/machines/bulk/", protect)[0] == 200
             job1 = wait_until(lambda: finished(portal, "schedule"), 120, "the scheduled job")[0]
             assert job1[2] == "succeeded", job1
             assert job1[3] <= chunks(first) * CS  # only the non-zero extents
@@ -129,8 +89,7 @@ def test_appliance_protect_beat_incremental_layer_restore_and_isolation(tmp_path
             for offset, data in changes:
                 storage.write(DISK, offset, data)
             point2 = storage.content(DISK)
-            status, _, _ = browser.post_form(f"/c/demo/machines/{machine_id}/replicate/", {})
-            assert status == 200
+            assert browser.post_form(f"/c/demo/machines/{machine_id}/replicate/", {})[0] == 200
             job2 = wait_until(lambda: finished(portal, "manual"), 120, "the manual job")[0]
             assert job2[2] == "succeeded", job2
             assert sum(len(d) for _, d in changes) <= job2[3] <= chunks(changes) * CS
@@ -156,33 +115,6 @@ def test_appliance_protect_beat_incremental_layer_restore_and_isolation(tmp_path
                 assert code == 0, stderr
                 assert out.read_bytes() == expected
 
-            portal.customer("globex")
-            token = portal.shell(
-                "from tenants.models import Customer\n"
-                "from clouds.services.clouds import cloud_create\n"
-                "from clouds.services import enrollment_token_create\n"
-                "g = Customer.objects.get(slug='globex')\n"
-                "c = cloud_create(g, platform='ovirt', name='theirs', endpoint='e.invalid',"
-                " login='x', password='y', check=False)\n"
-                "print(enrollment_token_create(g, platform='ovirt', cloud=c).text)"
+            other_customers_appliance_sees_nothing(
+                portal, tmp_path, "ovirt", job1[0], snaps[0]["id"]
             )
-            intruder = AgentCli(tmp_path / "intruder")
-            intruder.config.write_text(json.dumps({"platform": "ovirt", "role": "appliance"}))
-            intruder.enroll(portal, token)
-            credential = json.loads(intruder.config.read_text())["credential"]
-            assert api_get(base, credential, f"/api/v1/agent/jobs/{job1[0]}/")[0] == 404
-            status, listing = api_get(base, credential, "/api/v1/agent/snapshots/")
-            assert status == 200 and listing["count"] == 0
-            status, _ = api_get(base, credential, f"/api/v1/agent/snapshots/{snaps[0]['id']}/")
-            assert status == 404
-        except BaseException:
-            print(server.output[-4000:], file=sys.stderr)
-            if daemon is not None:
-                print(daemon.output[-4000:], file=sys.stderr)
-            raise
-        finally:
-            if daemon is not None:
-                daemon.stop()
-                daemon.kill_group()
-            server.stop()
-            server.kill_group()

@@ -7,12 +7,8 @@ discovered, *Start Protection*, beat dispatching the first replication, the gues
 `python -m agent restore`, the power actions seen in the simulator's events, and another
 customer's appliance seeing none of it."""
 
-import json
 import os
 import re
-import subprocess
-import sys
-import tarfile
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,14 +16,16 @@ from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
 from clouds.connectors import ConnectorError, tls
-from tests.acura_portal.test_replication_e2e import api_get
-from tests.agent.e2e_support import AgentCli, Portal
+from tests.acura_portal.appliance_support import (
+    finished,
+    other_customers_appliance_sees_nothing,
+    serving,
+    start_appliance,
+)
+from tests.agent.e2e_support import AgentCli
 from tests.e2e_support import (
     Browserless,
-    Process,
-    free_port,
     isolated_env,
-    wait_http_ok,
     wait_until,
 )
 from tests.vsphere_support import disk_read, guest_write, running_vcsim
@@ -38,18 +36,6 @@ MIB = 1 << 20
 DISK_MIB = 32
 CS = 256 * 1024  # the portal's default chunk size
 VM = "DC0_H0_VM1"
-
-
-def jobs(portal: Portal) -> list:
-    return portal.query(
-        "list(ReplicationJob.objects.for_customer(customer('demo')).order_by('id').values_list("
-        "'id', 'trigger', 'state', 'bytes_read', 'error_message', 'warnings'))"
-    )
-
-
-def finished(portal: Portal, trigger: str):
-    done = [j for j in jobs(portal) if j[1] == trigger and j[2] in ("succeeded", "failed")]
-    return done or None
 
 
 def register_cloud(browser: Browserless, host: str, port: int, fingerprint: str) -> str:
@@ -82,178 +68,145 @@ def power_events(si, vm) -> list[str]:
     return [type(e).__name__.rsplit(".", 1)[-1] for e in events]
 
 
+class VCenter:
+    """The simulated vCenter seen by pyVmomi: the appliance's own VM, the VM to protect and
+    its disk, the guest's writes and reads."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        try:
+            tls.probe(host, port, timeout=5)
+            raise AssertionError("vcsim's self-signed certificate was trusted")
+        except ConnectorError as refused:
+            self.fingerprint = refused.fingerprint
+        self.si = SmartConnect(
+            host=host, port=port, user="acura", pwd="pw", disableSslCertValidation=True
+        )
+        self.own = self.si.content.searchIndex.FindByInventoryPath("DC0/vm/DC0_H0_VM0")
+        self.vm = self.si.content.searchIndex.FindByInventoryPath(f"DC0/vm/{VM}")
+        devices = self.vm.config.hardware.device
+        (self.disk,) = [d for d in devices if isinstance(d, vim.vm.device.VirtualDisk)]
+
+    def write(self, offset: int, data: bytes) -> None:
+        guest_write(self.host, self.port, self.vm._moId, self.disk.key, offset, data)
+
+    def guest_disk(self) -> bytes:
+        return b"".join(
+            disk_read(self.host, self.port, self.vm._moId, self.disk.key, o, 4 * MIB)
+            for o in range(0, DISK_MIB * MIB, 4 * MIB)
+        )
+
+
 def test_wizard_appliance_protect_beat_cbt_incremental_restore_and_isolation(tmp_path):
     with (
         running_vcsim(vms=2, disk_mib=DISK_MIB, user="acura", password="pw") as (host, port),
         isolated_env(tmp_path) as env,
     ):
-        try:
-            tls.probe(host, port, timeout=5)
-            raise AssertionError("vcsim's self-signed certificate was trusted")
-        except ConnectorError as refused:
-            fingerprint = refused.fingerprint
-        si = SmartConnect(
-            host=host, port=port, user="acura", pwd="pw", disableSslCertValidation=True
-        )
-        own = si.content.searchIndex.FindByInventoryPath("DC0/vm/DC0_H0_VM0")
-        vm = si.content.searchIndex.FindByInventoryPath(f"DC0/vm/{VM}")
-        (disk,) = [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
-
-        def write(offset, data):
-            guest_write(host, port, vm._moId, disk.key, offset, data)
-
-        def guest_disk() -> bytes:
-            return b"".join(
-                disk_read(host, port, vm._moId, disk.key, o, 4 * MIB)
-                for o in range(0, DISK_MIB * MIB, 4 * MIB)
-            )
-
+        vcenter = VCenter(host, port)
         env.update(ACURA_DISPATCH_SECONDS="2", ACURA_AGENT_HEARTBEAT_SECONDS="1",
                    ACURA_STORE_FSYNC="0")  # fmt: skip
-        web = free_port()
-        server = Process(
-            [sys.executable, "manage.py", "serve", "--port", str(web), "--web-workers", "1"], env
-        )
-        daemon = None
+        watch = []
         try:
-            password = server.wait_for_output(r"password: (\S+)", timeout=180).group(1)
-            base = f"http://127.0.0.1:{web}"
-            wait_http_ok(base + "/healthz", timeout=60)
-            portal = Portal(base, env, server)
-            browser = Browserless(base)
-            assert browser.login("admin", password)[0] == 200
-
-            # The wizard registers the vCenter (checked live) and gives the appliance's link.
-            url = register_cloud(browser, host, port, fingerprint)
-            archive = tmp_path / "appliance.tar.gz"
-            subprocess.run(["curl", "-sS", "-f", "-o", str(archive), url], check=True, timeout=60)
-            with tarfile.open(archive) as tar:
-                tar.extractall(tmp_path / "appliance", filter="data")
-            (top,) = (tmp_path / "appliance").iterdir()
-            files = top / "files"
-            config_path = files / "etc/hvragent/agent.json"
-            config = json.loads(config_path.read_text())
-            config.update(
-                vm_uuid=own.config.uuid, state_dir=str(tmp_path / "state"),
-                heartbeat_seconds=1, poll_seconds=1,
-            )  # fmt: skip
-            config_path.write_text(json.dumps(config))
-            agent_env = {
-                **os.environ,
-                "ACURA_AGENT_PYTHON": sys.executable,
-                "ACURA_AGENT_HOME": str(files / "opt/hvragent"),
-                "ACURA_AGENT": str(files / "usr/bin/acura-agent"),
-            }
-            daemon = Process(
-                ["sh", str(files / "opt/hvragent/bin/hvragent-start"), str(config_path)],
-                agent_env,
-            )
-            machine_id = wait_until(
-                lambda: portal.query(
-                    "list(Machine.objects.for_customer(customer('demo')).filter(platform="
-                    f"'vmware', name='{VM}').values_list('id', flat=True))"
-                ),
-                90,
-                "the discovered VM",
-            )[0]
-
-            # The guest has data; the customer starts protection; beat dispatches the job.
-            first_writes = [(1 * MIB + 7, os.urandom(700_000)), (20 * MIB, b"log line\n" * 30_000)]
-            for offset, data in first_writes:
-                write(offset, data)
-            point1 = guest_disk()
-            events_before = len(power_events(si, vm))
-            status, _, _ = browser.post_form(
-                "/c/demo/machines/bulk/",
-                {"machines": str(machine_id), "action": "start_protection"},
-            )
-            assert status == 200
-            first = wait_until(lambda: finished(portal, "schedule"), 120, "the scheduled job")
-            assert first[0][2] == "succeeded", first
-            allocated = {
-                p for o, d in first_writes for p in range(o // CS, (o + len(d) - 1) // CS + 1)
-            }
-            assert first[0][3] <= len(allocated) * CS  # CBT "*": only the allocated areas
-            power = power_events(si, vm)[events_before:]
-            assert power == ["VmPoweredOffEvent", "VmPoweredOnEvent"]  # off at start, on at finish
-            assert str(vm.runtime.powerState) == "poweredOn"
-            assert vm.snapshot is None  # the job's snapshot is gone
-
-            # The guest writes; *Replicate now* reads only the changed areas.
-            changes = [(5 * MIB + 3, os.urandom(10_000)), (30 * MIB, os.urandom(300_000))]
-            for offset, data in changes:
-                write(offset, data)
-            point2 = guest_disk()
-            status, _, _ = browser.post_form(f"/c/demo/machines/{machine_id}/replicate/", {})
-            assert status == 200
-            second = wait_until(lambda: finished(portal, "manual"), 120, "the manual job")
-            assert second[0][2] == "succeeded", second
-            touched = {p for o, d in changes for p in range(o // CS, (o + len(d) - 1) // CS + 1)}
-            assert sum(len(d) for _, d in changes) <= second[0][3] <= len(touched) * CS
-            status, page, _ = browser.get(f"/c/demo/machines/{machine_id}/")
-            assert status == 200 and "In sync" in page
-            assert page.count('data-testid="job-consistency">Application-consistent') == 2
-
-            def job_log() -> str | None:  # the daemon ships its log lines every few seconds
-                _, body, _ = browser.get(f"/c/demo/machines/{machine_id}/")
-                return body if f"snapshot acura-job-{second[0][0]} of VM" in body else None
-
-            log_page = wait_until(job_log, 30, "the last job's VMware steps on the machine page")
-            for step in (
-                "storage thresholds: datastore LocalDS_0",
-                "on replication start: Power off",
-                f"snapshot acura-job-{second[0][0]} of VM {VM} taken, quiesced",
-                "changed area(s)",
-                f"snapshot acura-job-{second[0][0]} of VM {VM} removed",
-                "on replication finish: Power on",
-            ):
-                assert step in log_page, step
-
-            # Both points restore bit-exact through the appliance's own config.
-            cli = AgentCli(tmp_path / "cli")
-            code, listing, stderr = cli.run("snapshots", "--config", config_path)
-            assert code == 0, stderr
-            snaps = sorted(listing["snapshots"], key=lambda s: s["created_at"])
-            assert [s["consistency"] for s in snaps] == ["application", "application"]
-            assert snaps[0]["change_id"] and snaps[1]["change_id"] != snaps[0]["change_id"]
-            for snap, expected in zip(snaps, (point1, point2), strict=True):
-                out = tmp_path / f"{snap['id']}.raw"
-                code, _, stderr = cli.run(
-                    "restore", "--config", config_path, "--snapshot", snap["id"], "--output", out
-                )
-                assert code == 0, stderr
-                assert out.read_bytes() == expected
-
-            # Another customer's appliance sees none of it.
-            portal.customer("globex")
-            token = portal.shell(
-                "from tenants.models import Customer\n"
-                "from clouds.services.clouds import cloud_create\n"
-                "from clouds.services import enrollment_token_create\n"
-                "g = Customer.objects.get(slug='globex')\n"
-                "c = cloud_create(g, platform='vmware', name='theirs', endpoint='vc.invalid',"
-                " login='x', password='y', check=False)\n"
-                "print(enrollment_token_create(g, platform='vmware', cloud=c).text)"
-            )
-            intruder = AgentCli(tmp_path / "intruder")
-            intruder.config.write_text(json.dumps({"platform": "vmware", "role": "appliance"}))
-            intruder.enroll(portal, token)
-            credential = json.loads(intruder.config.read_text())["credential"]
-            assert api_get(base, credential, f"/api/v1/agent/jobs/{first[0][0]}/")[0] == 404
-            status, listing = api_get(base, credential, "/api/v1/agent/snapshots/")
-            assert status == 200 and listing["count"] == 0
-            assert api_get(base, credential, "/api/v1/agent/cloud/")[1]["name"] == "theirs"
-            status, _ = api_get(base, credential, f"/api/v1/agent/snapshots/{snaps[0]['id']}/")
-            assert status == 404
-        except BaseException:
-            print(server.output[-4000:], file=sys.stderr)
-            if daemon is not None:
-                print(daemon.output[-4000:], file=sys.stderr)
-            raise
+            with serving(env, watch) as (portal, password):
+                customer_steps(portal, password, tmp_path, watch, vcenter)
         finally:
-            if daemon is not None:
-                daemon.stop()
-                daemon.kill_group()
-            server.stop()
-            server.kill_group()
-            Disconnect(si)
+            Disconnect(vcenter.si)
+
+
+def customer_steps(portal, password, tmp_path, watch, vcenter: VCenter) -> None:
+    """From the wizard to the other customer's appliance."""
+    si, vm, own, write, guest_disk = (
+        vcenter.si,
+        vcenter.vm,
+        vcenter.own,
+        vcenter.write,
+        vcenter.guest_disk,
+    )
+    host, port, fingerprint = vcenter.host, vcenter.port, vcenter.fingerprint
+    base = portal.url
+    browser = Browserless(base)
+    assert browser.login("admin", password)[0] == 200
+
+    # The wizard registers the vCenter (checked live) and gives the appliance's link.
+    url = register_cloud(browser, host, port, fingerprint)
+    daemon, config_path, _ = start_appliance(
+        url, tmp_path, vm_uuid=own.config.uuid, state_dir=str(tmp_path / "state"),
+        heartbeat_seconds=1, poll_seconds=1,
+    )  # fmt: skip
+    watch.append(daemon)
+    machine_id = wait_until(
+        lambda: portal.query(
+            "list(Machine.objects.for_customer(customer('demo')).filter(platform="
+            f"'vmware', name='{VM}').values_list('id', flat=True))"
+        ),
+        90,
+        "the discovered VM",
+    )[0]
+
+    # The guest has data; the customer starts protection; beat dispatches the job.
+    first_writes = [(1 * MIB + 7, os.urandom(700_000)), (20 * MIB, b"log line\n" * 30_000)]
+    for offset, data in first_writes:
+        write(offset, data)
+    point1 = guest_disk()
+    events_before = len(power_events(si, vm))
+    status, _, _ = browser.post_form(
+        "/c/demo/machines/bulk/",
+        {"machines": str(machine_id), "action": "start_protection"},
+    )
+    assert status == 200
+    first = wait_until(lambda: finished(portal, "schedule"), 120, "the scheduled job")
+    assert first[0][2] == "succeeded", first
+    allocated = {p for o, d in first_writes for p in range(o // CS, (o + len(d) - 1) // CS + 1)}
+    assert first[0][3] <= len(allocated) * CS  # CBT "*": only the allocated areas
+    power = power_events(si, vm)[events_before:]
+    assert power == ["VmPoweredOffEvent", "VmPoweredOnEvent"]  # off at start, on at finish
+    assert str(vm.runtime.powerState) == "poweredOn"
+    assert vm.snapshot is None  # the job's snapshot is gone
+
+    # The guest writes; *Replicate now* reads only the changed areas.
+    changes = [(5 * MIB + 3, os.urandom(10_000)), (30 * MIB, os.urandom(300_000))]
+    for offset, data in changes:
+        write(offset, data)
+    point2 = guest_disk()
+    status, _, _ = browser.post_form(f"/c/demo/machines/{machine_id}/replicate/", {})
+    assert status == 200
+    second = wait_until(lambda: finished(portal, "manual"), 120, "the manual job")
+    assert second[0][2] == "succeeded", second
+    touched = {p for o, d in changes for p in range(o // CS, (o + len(d) - 1) // CS + 1)}
+    assert sum(len(d) for _, d in changes) <= second[0][3] <= len(touched) * CS
+    status, page, _ = browser.get(f"/c/demo/machines/{machine_id}/")
+    assert status == 200 and "In sync" in page
+    assert page.count('data-testid="job-consistency">Application-consistent') == 2
+
+    def job_log() -> str | None:  # the daemon ships its log lines every few seconds
+        _, body, _ = browser.get(f"/c/demo/machines/{machine_id}/")
+        return body if f"snapshot acura-job-{second[0][0]} of VM" in body else None
+
+    log_page = wait_until(job_log, 30, "the last job's VMware steps on the machine page")
+    for step in (
+        "storage thresholds: datastore LocalDS_0",
+        "on replication start: Power off",
+        f"snapshot acura-job-{second[0][0]} of VM {VM} taken, quiesced",
+        "changed area(s)",
+        f"snapshot acura-job-{second[0][0]} of VM {VM} removed",
+        "on replication finish: Power on",
+    ):
+        assert step in log_page, step
+
+    # Both points restore bit-exact through the appliance's own config.
+    cli = AgentCli(tmp_path / "cli")
+    code, listing, stderr = cli.run("snapshots", "--config", config_path)
+    assert code == 0, stderr
+    snaps = sorted(listing["snapshots"], key=lambda s: s["created_at"])
+    assert [s["consistency"] for s in snaps] == ["application", "application"]
+    assert snaps[0]["change_id"] and snaps[1]["change_id"] != snaps[0]["change_id"]
+    for snap, expected in zip(snaps, (point1, point2), strict=True):
+        out = tmp_path / f"{snap['id']}.raw"
+        code, _, stderr = cli.run(
+            "restore", "--config", config_path, "--snapshot", snap["id"], "--output", out
+        )
+        assert code == 0, stderr
+        assert out.read_bytes() == expected
+
+    # Another customer's appliance sees none of it.
+    other_customers_appliance_sees_nothing(portal, tmp_path, "vmware", first[0][0], snaps[0]["id"])
