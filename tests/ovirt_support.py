@@ -118,6 +118,10 @@ class Engine:
         self.model = model or Model()
         self.storage = storage  # tests/ovirt_storage.Storage: snapshots and image transfers
         self.snapshots: dict[str, list[dict]] = {}  # vm id -> its snapshots, oldest first
+        # Faults a test asks for: snapshots that stay "locked", transfers that go this phase
+        # (e.g. "paused_system", "finished_failure") instead of "transferring".
+        self.snapshots_stay_locked = False
+        self.transfer_fault: str | None = None
         self.lock = threading.RLock()
         self.api_path = api_path
         self.hang = hang
@@ -288,12 +292,16 @@ class Engine:
             return 404, parts[3]
         if len(parts) == 4 and method == "GET":
             xml = self.snapshot_xml(vm["id"], snap)
-            snap["status"] = "ok"  # locked on the first look, ok from the next poll on
+            if not self.snapshots_stay_locked:
+                snap["status"] = "ok"  # locked on the first look, ok from the next poll on
             return 200, xml
         if len(parts) == 5 and parts[4] == "disks" and method == "GET":
             return 200, self.snapshot_disks_xml(vm, snap)
         if len(parts) == 4 and method == "DELETE":
-            self.storage.merge(snap["id"])
+            try:
+                self.storage.merge(snap["id"])
+            except RuntimeError as exc:  # a volume is in use (an open transfer holds it)
+                return 409, f"Cannot remove Snapshot: {exc}"
             snaps.remove(snap)
             return 200, ""
         return 404, "/".join(parts)
@@ -316,7 +324,9 @@ class Engine:
         if len(parts) == 2 and method == "GET":
             xml = self.transfer_xml(transfer)
             if transfer.phase == "initializing":
-                transfer.phase = "transferring"  # the ticket is up: from the next poll on
+                transfer.phase = self.transfer_fault or "transferring"  # from the next poll on
+                if transfer.phase == "finished_failure":  # the host tore the export down
+                    storage.end_transfer(transfer.id, transfer.phase)
             elif transfer.phase == "finalizing_success":
                 transfer.phase = "finished_success"
             return 200, xml
@@ -440,8 +450,10 @@ class _Handler(BaseHTTPRequestHandler):
         handled = self.engine.route_storage(method, parts, body)
         if handled is None:
             self._fault(404, "Operation Failed", f"Entity not found: {url.path}")
+        elif handled[0] == 404:
+            self._fault(404, "Operation Failed", f"Entity not found: {handled[1]}")
         elif handled[0] >= 400:
-            self._fault(handled[0], "Operation Failed", f"Entity not found: {handled[1]}")
+            self._fault(handled[0], "Operation Failed", handled[1])
         else:
             self._xml(handled[0], handled[1])
         return True

@@ -77,10 +77,10 @@ def start(system, volume: str, *, shallow: bool, what: str, timeout: float = 300
         f"the image transfer of {what}",
         timeout,
     )
-    if current.phase == Phase.PAUSED_SYSTEM:
-        cancel(service)
-        raise OVirtError(f"the image transfer of {what} was paused by the system (cancelled)")
     if current.phase != Phase.TRANSFERRING:
+        cancel(service)  # whatever it holds goes
+        if current.phase == Phase.PAUSED_SYSTEM:
+            raise OVirtError(f"the image transfer of {what} was paused by the system (cancelled)")
         raise OVirtError(f"the image transfer of {what} ended {current.phase}")
     url = current.transfer_url or current.proxy_url
     if not url:

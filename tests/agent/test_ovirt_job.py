@@ -185,3 +185,32 @@ def test_a_transfer_a_crashed_job_left_open_is_cancelled_first(appliance):
     assert job2.state == JobState.SUCCEEDED, job2.error_message
     assert appliance.storage.transfers[left.id].phase == "cancelled_user"
     assert [s.description for s in appliance.snapshots()] == [f"acura-job-{job2.pk}"]
+
+
+@pytest.mark.parametrize(
+    "phase, message",
+    [("paused_system", "was paused by the system (cancelled)"), ("finished_failure", "ended")],
+)
+def test_a_failed_transfer_fails_the_job_and_keeps_the_base(appliance, phase, message):
+    appliance.protect()
+    _, job1 = appliance.run_job()
+    assert job1.state == JobState.SUCCEEDED, job1.error_message
+    appliance.engine.transfer_fault = phase
+    _, job2 = appliance.run_job()
+    assert job2.state == JobState.FAILED
+    assert "the image transfer of disk web1_Disk1" in job2.error_message
+    assert message in job2.error_message
+    # The new snapshot is gone, the base of the next job stays.
+    assert [s.description for s in appliance.snapshots()] == [f"acura-job-{job1.pk}"]
+
+
+def test_a_snapshot_stuck_locked_fails_the_job_clearly(appliance, monkeypatch):
+    import agent.ovirt.job as ovirt_job
+
+    monkeypatch.setattr(ovirt_job, "SNAPSHOT_TIMEOUT", 0.5)
+    appliance.protect()
+    appliance.engine.snapshots_stay_locked = True
+    _, job = appliance.run_job()
+    assert job.state == JobState.FAILED
+    assert "is still locked after 0 s" in job.error_message
+    assert "is a storage task stuck in oVirt?" in job.error_message
