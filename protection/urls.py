@@ -38,6 +38,11 @@ urlpatterns = [
     path(CUSTOMER + "groups/<int:pk>/", groups.GroupDetailView.as_view(), name="group_detail"),
     path(CUSTOMER + "groups/<int:pk>/edit/", groups.GroupUpdateView.as_view(), name="group_update"),
     path(
+        CUSTOMER + "groups/<int:pk>/replicate/",
+        groups.GroupReplicateView.as_view(),
+        name="group_replicate",
+    ),
+    path(
         CUSTOMER + "groups/<int:pk>/delete/",
         groups.GroupDeleteView.as_view(),
         name="group_delete",

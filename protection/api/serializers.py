@@ -209,6 +209,20 @@ class MachineMoveSerializer(MachineSelectionSerializer):
     group = group_field(allow_null=True, help_text="Target group id; null removes the group.")
 
 
+class ReplicateNowResultSerializer(serializers.Serializer):
+    queued = serializers.IntegerField(help_text="How many machines got a manual job.")
+    jobs = serializers.ListField(
+        child=serializers.IntegerField(), help_text="The ids of the jobs queued."
+    )
+    skipped = serializers.IntegerField(help_text="How many machines got no job.")
+    skipped_reasons = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Skipped machines by reason: `not_protected`, `conflict` (a job is already "
+        "queued or running), `no_agent` (no agent reports the machine).",
+    )
+    message = serializers.CharField(help_text="A summary for display.")
+
+
 class MachineActionResultSerializer(serializers.Serializer):
     changed = serializers.IntegerField(help_text="How many machines the action changed.")
     skipped = serializers.IntegerField(

@@ -19,6 +19,7 @@ from tenants.api.serializers import error_responses
 from ..models import Disk, Machine, MachineGroup, MachineStatus, Platform
 from ..selectors import groups_of, machines_of
 from ..services import machines as machine_services
+from ..services.jobs import machines_replicate_now
 from .serializers import (
     GroupDeleteSerializer,
     MachineActionResultSerializer,
@@ -27,6 +28,7 @@ from .serializers import (
     MachineMoveSerializer,
     MachineSelectionSerializer,
     MachineSerializer,
+    ReplicateNowResultSerializer,
 )
 
 CUSTOMER_SLUG = OpenApiParameter(
@@ -239,6 +241,7 @@ class MachineViewSet(TenantReadOnlyViewSet):
             "retrieve": MachineDetailSerializer,
             "start_protection": MachineSelectionSerializer,
             "stop_protection": MachineSelectionSerializer,
+            "replicate_now": MachineSelectionSerializer,
             "move": MachineMoveSerializer,
         }.get(self.action, MachineSerializer)
 
@@ -281,6 +284,29 @@ class MachineViewSet(TenantReadOnlyViewSet):
             machine_services.machines_stop_protection, self.customer, data["machines"]
         )
         return self._result(changed, skipped, "Stopped protection on", "not protected")
+
+    @extend_schema(
+        summary="Replicate now (operator)",
+        description="A manual replication job for each selected machine that can take one; "
+        "machines not protected, already replicating or without an agent are skipped and "
+        "counted by reason. Any id that is not one of this customer's machines refuses the "
+        "whole request (nothing is queued).",
+        responses={200: ReplicateNowResultSerializer, **error_responses(400, 403, 404)},
+    )
+    @action(detail=False, methods=["post"], url_path="replicate-now")
+    def replicate_now(self, request, *args, **kwargs):
+        data = self._selection(request)
+        result = call_service(
+            machines_replicate_now, self.customer, data["machines"], requested_by=request.user
+        )
+        body = {
+            "queued": len(result.jobs),
+            "jobs": result.jobs,
+            "skipped": result.skipped_total,
+            "skipped_reasons": result.skipped,
+            "message": result.message(),
+        }
+        return Response(ReplicateNowResultSerializer(body).data)
 
     @extend_schema(
         summary="Move machines to a group (operator)",

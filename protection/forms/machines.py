@@ -90,6 +90,7 @@ class MachineBulkForm(TenantForm):
 
     START = "start_protection"
     STOP = "stop_protection"
+    REPLICATE = "replicate_now"
     MOVE = "move"
 
     machines = forms.ModelMultipleChoiceField(
@@ -101,7 +102,12 @@ class MachineBulkForm(TenantForm):
         },
     )
     action = forms.ChoiceField(
-        choices=[(START, "Start Protection"), (STOP, "Stop Protection"), (MOVE, "Move to group")],
+        choices=[
+            (START, "Start Protection"),
+            (STOP, "Stop Protection"),
+            (REPLICATE, "Replicate now"),
+            (MOVE, "Move to group"),
+        ],
         error_messages={"required": "Choose an action.", "invalid_choice": "Unknown action."},
     )
     group = forms.ModelChoiceField(

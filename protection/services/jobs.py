@@ -12,6 +12,7 @@ RPO is measured from), failure *Error* with the message. Paused machines keep *P
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -93,6 +94,51 @@ def job_queue(customer, machine: Machine, *, trigger: str, requested_by=None) ->
         trigger=trigger,
         requested_by=requested_by,
     )
+
+
+# Why *Replicate now* skipped a machine, by the JobError code job_queue raised.
+SKIP_REASONS = {
+    "not_protected": "not protected",
+    "conflict": "already replicating",
+    "no_agent": "no agent reports it",
+}
+
+
+@dataclass
+class ReplicateNow:
+    """What a bulk *Replicate now* did: the jobs queued, and per reason how many machines it
+    skipped (``SKIP_REASONS``)."""
+
+    jobs: list[int] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    def message(self) -> str:
+        queued = len(self.jobs)
+        text = f"Queued replication of {queued} machine{'s' if queued != 1 else ''}."
+        if self.skipped:
+            parts = [f"{n} {SKIP_REASONS[code]}" for code, n in sorted(self.skipped.items())]
+            text += f" Skipped {', '.join(parts)}."
+        return text
+
+
+def machines_replicate_now(customer, machines: Iterable[Machine], *, requested_by=None):
+    """*Replicate now* for a selection (the machine list, a group, the API): a manual job
+    for each machine that can take one; the others are counted by reason, never an error."""
+    result = ReplicateNow()
+    for machine in machines:
+        try:
+            job = job_queue(customer, machine, trigger=JobTrigger.MANUAL, requested_by=requested_by)
+        except JobError as exc:
+            if exc.code not in SKIP_REASONS:
+                raise
+            result.skipped[exc.code] = result.skipped.get(exc.code, 0) + 1
+        else:
+            result.jobs.append(job.pk)
+    return result
 
 
 def _mark_started(job: ReplicationJob, now) -> None:

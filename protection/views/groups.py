@@ -3,6 +3,8 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
+from django.urls import reverse
+from django.views import View
 from django.views.generic import DetailView, FormView, ListView
 
 from tenants.views.base import CustomerMixin, TenantObjectMixin
@@ -11,6 +13,7 @@ from ..forms.machines import GroupDeleteForm, MachineGroupForm
 from ..models import MachineGroup
 from ..selectors import groups_of
 from ..services import machines as machine_services
+from ..services.jobs import machines_replicate_now
 from .machines import MachineTableMixin, OperatorContextMixin
 
 
@@ -86,6 +89,21 @@ class GroupDetailView(MachineTableMixin, TenantObjectMixin, DetailView):
         context = super().get_context_data(**kwargs)
         context.update(self.machine_table_context(group=self.object))
         return context
+
+
+class GroupReplicateView(TenantObjectMixin, View):
+    """*Replicate now* for every machine of the group (operators and admins): protected
+    machines get a manual job; the others are counted as skipped, with the reason."""
+
+    model = MachineGroup
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        group = self.object
+        machines = group.machines.select_related("agent").order_by("name", "pk")
+        result = machines_replicate_now(self.customer, machines, requested_by=request.user)
+        messages.success(request, f"{group.name}: {result.message()}")
+        return redirect(reverse("protection:group_detail", args=[self.customer.slug, group.pk]))
 
 
 class GroupDeleteView(OperatorContextMixin, GroupObjectMixin, FormView):

@@ -24,6 +24,7 @@ from ..selectors import (
     with_snapshot_counts,
 )
 from ..services import machines as machine_services
+from ..services.jobs import machines_replicate_now
 
 PAGE_SIZE = 50
 JOB_PAGE_SIZE = 20
@@ -151,6 +152,10 @@ class MachineBulkActionView(CustomerMixin, View):
             if skipped:
                 text += f" Skipped {skipped} already protected."
             return text
+        if action == MachineBulkForm.REPLICATE:
+            return machines_replicate_now(
+                self.customer, machines, requested_by=self.request.user
+            ).message()
         if action == MachineBulkForm.STOP:
             changed, skipped = machine_services.machines_stop_protection(self.customer, machines)
             text = f"Stopped protection of {_plural(changed, 'machine')}."

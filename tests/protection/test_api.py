@@ -349,7 +349,7 @@ def test_move_machines_to_group_and_out(api, customer, fleet):
     assert not Machine.objects.for_customer(customer).filter(pk__in=ids, group__isnull=False)
 
 
-@pytest.mark.parametrize("path", ["start-protection", "stop-protection", "move"])
+@pytest.mark.parametrize("path", ["start-protection", "stop-protection", "replicate-now", "move"])
 def test_viewer_cannot_run_actions(viewer, customer, fleet, path):
     before = machine_states(customer)
     body = {"machines": [fleet["web1"].pk], "group": None}
@@ -367,7 +367,7 @@ def test_viewer_cannot_run_actions(viewer, customer, fleet, path):
         ({"machines": "KNOWN"}, "machines"),
     ],
 )
-@pytest.mark.parametrize("path", ["start-protection", "stop-protection", "move"])
+@pytest.mark.parametrize("path", ["start-protection", "stop-protection", "replicate-now", "move"])
 def test_actions_reject_malformed_selection(operator, customer, fleet, path, body, field):
     before = machine_states(customer)
     if body.get("machines") == "KNOWN":
@@ -383,7 +383,7 @@ def test_move_requires_group_key(operator, customer, fleet):
     assert "group" in error["details"]
 
 
-@pytest.mark.parametrize("path", ["start-protection", "stop-protection", "move"])
+@pytest.mark.parametrize("path", ["start-protection", "stop-protection", "replicate-now", "move"])
 def test_unknown_machine_ids_are_named_and_nothing_changes(operator, customer, fleet, path):
     fleet["web2"].status = MachineStatus.PROTECTED
     fleet["web2"].save()
