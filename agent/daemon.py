@@ -23,7 +23,7 @@ import time
 
 from . import __version__, inventory
 from .disk import SourceDisk
-from .errors import EXIT_OK, AgentError, AuthError, UnreachableError
+from .errors import EXIT_OK, AgentError, AuthError, Cancelled, UnreachableError
 from .http import client_from_config
 from .progress import Halt
 from .replicate import DiskSource, JobRecords, replicate_disks, resumable_job
@@ -286,6 +286,11 @@ class Daemon:
             )
         except AuthError:
             raise
+        except Cancelled as exc:  # the portal's cancel or a stop: not an error of the agent
+            message = str(exc)
+            if not message.startswith(f"job {job_id} "):
+                message = f"job {job_id} stopped: {message}"
+            log.info("%s", message)
         except AgentError as exc:
             log.error("job %s failed: %s", job_id, exc)
         finally:

@@ -93,3 +93,24 @@ def test_an_appliance_reports_its_vm_and_no_machine_and_fails_an_unreachable_eng
     assert "cannot reach server oVirt engine engine.invalid:443" in done.error_message
     assert list(Machine.objects.for_customer(customer).values_list("name", flat=True)) == ["web-vm"]
     client_from_config(config).close()
+
+
+def test_a_job_cancelled_in_the_portal_is_logged_as_stopped_not_as_an_error(tmp_path, caplog):
+    import logging
+
+    from agent.errors import Cancelled
+
+    path = tmp_path / "agent.json"
+    path.write_text(json.dumps({"server": "http://127.0.0.1:9", "credential": "acag_x.y"}))
+    daemon = Daemon(Config.load(path))
+
+    def cancelled(job):
+        raise Cancelled("job 7 stopped: the job was cancelled in the portal")
+
+    daemon._sources = cancelled
+    with caplog.at_level(logging.INFO, logger="agent"):
+        daemon.execute({"id": 7, "machine": {"id": 1}})
+    records = [r for r in caplog.records if "job 7" in r.getMessage()]
+    assert [r.levelname for r in records] == ["INFO"]
+    assert records[0].getMessage() == "job 7 stopped: the job was cancelled in the portal"
+    daemon.client.close()
