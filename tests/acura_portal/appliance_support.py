@@ -30,6 +30,7 @@ def serving(env: dict, watch=()):
     try:
         password = server.wait_for_output(r"password: (\S+)", timeout=180).group(1)
         base = f"http://127.0.0.1:{port}"
+        assert f"Log in at {base}/" in server.output  # the banner names the port it serves
         wait_http_ok(base + "/healthz", timeout=60)
         yield Portal(base, env, server), password
     except BaseException:

@@ -35,10 +35,19 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         if not options["no_demo"]:
-            self._ensure_demo()
+            self._ensure_demo(self._url(options))
         self._run_all(options)
 
-    def _ensure_demo(self):
+    @staticmethod
+    def _url(options) -> str:
+        """Where the portal answers: the bound host (127.0.0.1 for "all addresses")."""
+        host = options["host"]
+        shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+        if ":" in shown:  # an IPv6 address
+            shown = f"[{shown}]"
+        return f"http://{shown}:{options['port']}/"
+
+    def _ensure_demo(self, url: str):
         from django.contrib.auth import get_user_model
 
         from tenants.models import Customer
@@ -62,7 +71,7 @@ class Command(BaseCommand):
         get_user_model().objects.filter(username=DEMO_USER).update(is_staff=True, is_superuser=True)
         bar = "=" * 66
         self.stdout.write(
-            f"{bar}\n Demo customer created. Log in at http://127.0.0.1:8000/\n"
+            f"{bar}\n Demo customer created. Log in at {url}\n"
             f"   username: {DEMO_USER}\n   password: {password}\n"
             f" (printed only this once)\n{bar}"
         )
