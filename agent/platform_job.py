@@ -10,6 +10,7 @@ reported by :meth:`report_failed`; after, the pipeline reports it.
 
 from __future__ import annotations
 
+import abc
 import logging
 
 from .errors import AgentError
@@ -20,7 +21,7 @@ log = logging.getLogger("agent.platform")
 MAX_WARNINGS, MAX_WARNING_LENGTH = 20, 1000  # what the server keeps (PROTOCOL.md)
 
 
-class PlatformJob:
+class PlatformJob(abc.ABC):
     def __init__(self, client, job: dict, *, state_dir=None, threads=2, bandwidth=None,
                  halt=None, on_progress=None):  # fmt: skip
         self.client, self.job, self.job_id = client, job, job["id"]
@@ -46,8 +47,9 @@ class PlatformJob:
             before_result=self._finish,
         )
 
-    def _finish(self, succeeded: bool) -> dict:  # pragma: no cover - every runner has one
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _finish(self, succeeded: bool) -> dict:
+        """The platform's clean-up; the result's extra fields (:meth:`result_fields`)."""
 
     def warn(self, message: str) -> None:
         log.warning("%s", message)

@@ -70,6 +70,25 @@ def start_appliance(url: str, folder: Path, **config) -> tuple[Process, Path, di
     return daemon, path, packaged
 
 
+def snapshots_restore_bit_exact(config_path: Path, folder: Path, points: list[bytes]) -> list:
+    """``python -m agent snapshots`` with the appliance's config lists one snapshot per
+    point, oldest first, and ``python -m agent restore`` gives each back bit-exact; returns
+    the listing."""
+    cli = AgentCli(folder / "cli")
+    code, listing, stderr = cli.run("snapshots", "--config", config_path)
+    assert code == 0, stderr
+    snaps = sorted(listing["snapshots"], key=lambda s: s["created_at"])
+    assert len(snaps) == len(points)
+    for snap, expected in zip(snaps, points, strict=True):
+        out = folder / f"{snap['id']}.raw"
+        code, _, stderr = cli.run(
+            "restore", "--config", config_path, "--snapshot", snap["id"], "--output", out
+        )
+        assert code == 0, stderr
+        assert out.read_bytes() == expected
+    return snaps
+
+
 def jobs(portal: Portal, slug: str = "demo") -> list:
     return portal.query(
         f"list(ReplicationJob.objects.for_customer(customer({slug!r})).order_by('id')"

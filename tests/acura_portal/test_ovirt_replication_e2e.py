@@ -15,9 +15,9 @@ from tests.acura_portal.appliance_support import (
     finished,
     other_customers_appliance_sees_nothing,
     serving,
+    snapshots_restore_bit_exact,
     start_appliance,
 )
-from tests.agent.e2e_support import AgentCli
 from tests.agent.ovirt_appliance import DISK, MIB, ovirt_peer
 from tests.e2e_support import Browserless, isolated_env, wait_until
 
@@ -102,18 +102,7 @@ def test_appliance_protect_beat_incremental_layer_restore_and_isolation(tmp_path
             page = wait_until(ovirt_log, 30, "the last job's oVirt steps on the machine page")
             assert "oVirt replication" in page and "new since the previous snapshot" in page
 
-            cli = AgentCli(tmp_path / "cli")
-            code, listing, stderr = cli.run("snapshots", "--config", config_path)
-            assert code == 0, stderr
-            snaps = sorted(listing["snapshots"], key=lambda s: s["created_at"])
-            assert len(snaps) == 2
-            for snap, expected in zip(snaps, (point1, point2), strict=True):
-                out = tmp_path / f"{snap['id']}.raw"
-                code, _, stderr = cli.run(
-                    "restore", "--config", config_path, "--snapshot", snap["id"], "--output", out
-                )
-                assert code == 0, stderr
-                assert out.read_bytes() == expected
+            snaps = snapshots_restore_bit_exact(config_path, tmp_path, [point1, point2])
 
             other_customers_appliance_sees_nothing(
                 portal, tmp_path, "ovirt", job1[0], snaps[0]["id"]

@@ -20,9 +20,9 @@ from tests.acura_portal.appliance_support import (
     finished,
     other_customers_appliance_sees_nothing,
     serving,
+    snapshots_restore_bit_exact,
     start_appliance,
 )
-from tests.agent.e2e_support import AgentCli
 from tests.e2e_support import (
     Browserless,
     isolated_env,
@@ -194,19 +194,9 @@ def customer_steps(portal, password, tmp_path, watch, vcenter: VCenter) -> None:
         assert step in log_page, step
 
     # Both points restore bit-exact through the appliance's own config.
-    cli = AgentCli(tmp_path / "cli")
-    code, listing, stderr = cli.run("snapshots", "--config", config_path)
-    assert code == 0, stderr
-    snaps = sorted(listing["snapshots"], key=lambda s: s["created_at"])
+    snaps = snapshots_restore_bit_exact(config_path, tmp_path, [point1, point2])
     assert [s["consistency"] for s in snaps] == ["application", "application"]
     assert snaps[0]["change_id"] and snaps[1]["change_id"] != snaps[0]["change_id"]
-    for snap, expected in zip(snaps, (point1, point2), strict=True):
-        out = tmp_path / f"{snap['id']}.raw"
-        code, _, stderr = cli.run(
-            "restore", "--config", config_path, "--snapshot", snap["id"], "--output", out
-        )
-        assert code == 0, stderr
-        assert out.read_bytes() == expected
 
     # Another customer's appliance sees none of it.
     other_customers_appliance_sees_nothing(portal, tmp_path, "vmware", first[0][0], snaps[0]["id"])
